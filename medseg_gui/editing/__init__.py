@@ -1,0 +1,1 @@
+"""Qt-free editing package (see ARCHITECTURE.md)."""

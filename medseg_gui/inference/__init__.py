@@ -1,0 +1,1 @@
+"""Qt-free inference package (see ARCHITECTURE.md)."""

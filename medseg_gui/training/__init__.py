@@ -1,0 +1,1 @@
+"""Qt-free training package (see ARCHITECTURE.md)."""
