@@ -1,0 +1,102 @@
+"""``medseg``: the headless commands.
+
+Every command prints one clear line and exits non-zero on bad input; tracebacks are for bugs only
+(``MEDSEG_DEBUG=1`` shows them for user errors too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medseg_gui import __version__
+from medseg_gui.core.logs import setup_logging
+from medseg_gui.core.progress import Cancelled
+from medseg_gui.io.errors import LoadError
+
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def _stderr_progress(fraction: float, message: str) -> bool:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{fraction * 100:5.1f}% {message[:70]:<70}")
+        sys.stderr.flush()
+    return True
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from medseg_gui.io.dicom_index import describe, index_folder
+    from medseg_gui.io.loader import load_volume
+
+    path = Path(args.path)
+    if path.is_dir() and not args.series:
+        index = index_folder(path, _stderr_progress)
+        if len(index.image_series()) != 1:
+            # Several series (or none): the tree is the useful answer.
+            print(json.dumps(describe(index), indent=2))
+            return 0 if index.image_series() else EXIT_BAD_INPUT
+    volume = load_volume(path, series_uid=args.series, progress=_stderr_progress)
+    print(json.dumps(volume.summary(), indent=2))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from medseg_gui.io.imagefile import write_image
+    from medseg_gui.io.loader import load_volume
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise LoadError(out, "output exists; pass --force to overwrite it")
+    volume = load_volume(args.path, series_uid=args.series, progress=_stderr_progress)
+    write_image(volume, out)
+    for w in volume.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out} ({'x'.join(map(str, volume.geometry.size_ijk))} voxels)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"medseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="print a JSON summary of a study (or a DICOM folder's series)")
+    p.add_argument("path", help="DICOM folder or file, .nii.gz, .nrrd or .mha")
+    p.add_argument("--series", help="SeriesInstanceUID to pick from a folder of several")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="write a study as .nii.gz, .nrrd or .mha")
+    p.add_argument("path", help="DICOM folder or file, .nii.gz, .nrrd or .mha")
+    p.add_argument("output", help="output file: .nii.gz, .nii, .nrrd or .mha")
+    p.add_argument("--series", help="SeriesInstanceUID to pick from a folder of several")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(verbose=bool(os.environ.get("MEDSEG_DEBUG")))
+    try:
+        code: int = args.func(args)
+        return code
+    except LoadError as exc:
+        if os.environ.get("MEDSEG_DEBUG"):
+            raise
+        print(f"medseg: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Cancelled:
+        print("medseg: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * 78 + "\r")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

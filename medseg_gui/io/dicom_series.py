@@ -1,0 +1,279 @@
+"""Load one DICOM image series into a :class:`~medseg_gui.core.volume.Volume`.
+
+Single-frame series are sorted along the slice normal (the cross product of the row and column
+direction cosines), never by file name or InstanceNumber. Missing slices (gaps that are whole
+multiples of the usual spacing) are filled with blank slices at their true positions so that
+geometry stays exact, with a warning naming the positions; irregular spacing is resampled onto a
+regular grid with a warning; gantry tilt is reported. Enhanced (multi-frame) images go through
+highdicom, which reads their per-frame functional groups.
+
+Pixel values are converted to modality units (HU for CT) with each slice's own rescale slope and
+intercept. Compressed transfer syntaxes are decoded by pydicom's plugins (pylibjpeg-openjpeg for
+JPEG 2000, pylibjpeg-libjpeg for JPEG lossless/JPEG-LS, numpy for RLE, GDCM as a fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+
+from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.core.volume import StudyInfo, Volume
+from medseg_gui.io.errors import LoadError
+
+GapPolicy = Literal["warn", "error"]
+
+# Slice positions are compared with this relative tolerance on the spacing.
+_SPACING_RTOL = 0.02
+_TILT_TOL_DEG = 0.5
+
+
+def study_info(ds: Dataset) -> StudyInfo:
+    """Identifiers of the series a dataset belongs to."""
+    return StudyInfo(
+        patient_id=str(ds.get("PatientID", "")),
+        patient_name=str(ds.get("PatientName", "")),
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        study_description=str(ds.get("StudyDescription", "")),
+        series_description=str(ds.get("SeriesDescription", "")),
+        study_date=str(ds.get("StudyDate", "")),
+        modality=str(ds.get("Modality", "")),
+    )
+
+
+def _read(path: Path) -> Dataset:
+    try:
+        return pydicom.dcmread(path)
+    except Exception as exc:
+        raise LoadError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+
+
+def _pixels(ds: Dataset, path: Path) -> npt.NDArray[Any]:
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:
+        ts = ds.file_meta.get("TransferSyntaxUID", "unknown")
+        name = getattr(ts, "name", str(ts))
+        raise LoadError(
+            path, f"cannot decode pixel data (transfer syntax {name}): {exc}"
+        ) from exc
+
+
+def _to_modality_units(slices: list[npt.NDArray[Any]], datasets: list[Dataset]) -> npt.NDArray[Any]:
+    slopes = [float(ds.get("RescaleSlope", 1) or 1) for ds in datasets]
+    inters = [float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets]
+    stack = np.stack(slices)
+    integral = all(s == 1.0 for s in slopes) and all(float(i).is_integer() for i in inters)
+    if integral:
+        lo = int(stack.min()) + int(min(inters))
+        hi = int(stack.max()) + int(max(inters))
+        dtype: type = np.int16 if lo >= -32768 and hi <= 32767 else np.int32
+        out: npt.NDArray[Any] = stack.astype(dtype)
+        for n, i in enumerate(inters):
+            if i:
+                out[n] += dtype(i)
+        return out
+    out32 = stack.astype(np.float32)
+    for n, (s, i) in enumerate(zip(slopes, inters, strict=True)):
+        out32[n] = out32[n] * s + i
+    return out32
+
+
+def load_series(
+    files: Sequence[str | Path],
+    *,
+    progress: Progress = no_progress,
+    gaps: GapPolicy = "warn",
+    source: str | Path | None = None,
+) -> Volume:
+    """Read the files of one series into a Volume.
+
+    Parameters
+    ----------
+    files
+        The series' files (any order). One multi-frame file is read as an enhanced image.
+    progress
+        Progress/cancel callback.
+    gaps
+        ``"warn"``: load with blank slices in gaps and a warning; ``"error"``: refuse.
+    source
+        What to name in messages and ``Volume.source`` (the folder, by default the first file's).
+
+    Raises
+    ------
+    LoadError
+        Unreadable or undecodable files, inconsistent slices, or gaps when ``gaps="error"``.
+    """
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise LoadError(source or ".", "no DICOM files in the series")
+    src = str(source) if source is not None else str(paths[0].parent)
+    first = _read(paths[0])
+    if int(first.get("NumberOfFrames", 1) or 1) > 1:
+        if len(paths) > 1:
+            raise LoadError(src, "a series of several multi-frame files: load one file at a time")
+        return _load_multiframe(paths[0], first, progress)
+    datasets: list[Dataset] = []
+    arrays: list[npt.NDArray[Any]] = []
+    for n, path in enumerate(paths):
+        check(progress, n / len(paths), f"Reading slice {n + 1}/{len(paths)}")
+        ds = first if n == 0 else _read(path)
+        if "PixelData" not in ds:
+            raise LoadError(path, "DICOM file has no pixel data (not an image)")
+        arr = _pixels(ds, path)
+        if arr.ndim != 2:
+            raise LoadError(path, f"expected a greyscale 2D slice, pixel array is {arr.shape}")
+        datasets.append(ds)
+        arrays.append(arr)
+    check(progress, 1.0, "Assembling volume")
+    return _assemble(paths, datasets, arrays, src, gaps)
+
+
+def _slice_geometry(ds: Dataset, path: Path) -> tuple[npt.NDArray[np.float64], ...]:
+    try:
+        iop = np.asarray(ds.ImageOrientationPatient, dtype=np.float64)
+        ipp = np.asarray(ds.ImagePositionPatient, dtype=np.float64)
+        ps = np.asarray(ds.PixelSpacing, dtype=np.float64)
+    except AttributeError as exc:
+        raise LoadError(path, f"slice has no patient geometry ({exc})") from exc
+    return iop, ipp, ps
+
+
+def _assemble(
+    paths: list[Path],
+    datasets: list[Dataset],
+    arrays: list[npt.NDArray[Any]],
+    src: str,
+    gaps: GapPolicy,
+) -> Volume:
+    warnings: list[str] = []
+    iop0, _, ps0 = _slice_geometry(datasets[0], paths[0])
+    shape0 = arrays[0].shape
+    for path, ds, arr in zip(paths, datasets, arrays, strict=True):
+        iop, _, ps = _slice_geometry(ds, path)
+        if arr.shape != shape0 or not np.allclose(iop, iop0, atol=1e-4):
+            raise LoadError(path, "slice differs in size or orientation from the rest of the "
+                            "series")
+        if not np.allclose(ps, ps0, rtol=1e-4):
+            raise LoadError(path, f"pixel spacing {list(ps)} differs from {list(ps0)}")
+    row_dir, col_dir = iop0[:3], iop0[3:]
+    normal = np.cross(row_dir, col_dir)
+    positions = np.asarray(
+        [_slice_geometry(ds, p)[1] for ds, p in zip(datasets, paths, strict=True)]
+    )
+    dist = positions @ normal
+    order = np.argsort(dist, kind="stable")
+    dist, positions = dist[order], positions[order]
+    datasets = [datasets[i] for i in order]
+    arrays = [arrays[i] for i in order]
+    paths = [paths[i] for i in order]
+    if len(dist) > 1 and np.min(np.diff(dist)) < 1e-3:
+        dup = int(np.argmin(np.diff(dist)))
+        raise LoadError(
+            paths[dup + 1],
+            f"two slices share position {dist[dup]:.2f} mm with {paths[dup].name}: the folder "
+            "holds several acquisitions in one series; load them separately",
+        )
+    volume = _to_modality_units(arrays, datasets)
+    if len(dist) > 1:
+        step = positions[-1] - positions[0]
+        tilt = np.degrees(np.arccos(min(1.0, abs(step @ normal) / np.linalg.norm(step))))
+        if tilt > _TILT_TOL_DEG:
+            warnings.append(
+                f"gantry/detector tilt of {tilt:.1f} degrees: slices are sheared; positions "
+                "along the slice axis are exact, in-plane positions away from the centre are not"
+            )
+        volume, dist, gap_warning = _regularise(volume, dist, src, gaps)
+        warnings += gap_warning
+        spacing_k = float(dist[-1] - dist[0]) / (len(dist) - 1) if len(dist) > 1 else 1.0
+    else:
+        spacing_k = float(
+            datasets[0].get("SpacingBetweenSlices") or datasets[0].get("SliceThickness") or 1.0
+        )
+    geometry = Geometry(
+        shape=(volume.shape[0], volume.shape[1], volume.shape[2]),
+        # PixelSpacing is (between rows, between columns) = (along j, along i).
+        spacing=(float(ps0[1]), float(ps0[0]), abs(spacing_k)),
+        origin=tuple(positions[0]),
+        direction=tuple(np.column_stack([row_dir, col_dir, normal]).ravel()),
+    )
+    return Volume(volume, geometry, study_info(datasets[0]), src, tuple(warnings))
+
+
+def _regularise(
+    volume: npt.NDArray[Any], dist: npt.NDArray[np.float64], src: str, gaps: GapPolicy
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64], list[str]]:
+    """Put slices on a regular grid: blank slices in gaps, resampling for irregular spacing."""
+    diffs = np.diff(dist)
+    step = float(np.median(diffs))
+    if np.allclose(diffs, step, rtol=_SPACING_RTOL):
+        return volume, dist, []
+    ratios = diffs / step
+    whole = np.allclose(ratios, np.rint(ratios), atol=_SPACING_RTOL * 2)
+    if whole:
+        missing = int(np.rint(ratios).sum() - len(diffs))
+        where = [f"{dist[n] + step:.1f}" for n in np.nonzero(np.rint(ratios) > 1)[0]]
+        message = (f"{missing} slice(s) missing after positions {', '.join(where)} mm "
+                   f"(spacing {step:.2f} mm)")
+        if gaps == "error":
+            raise LoadError(src, message)
+        idx = np.rint((dist - dist[0]) / step).astype(int)
+        out = np.full((idx[-1] + 1, *volume.shape[1:]), volume.min(), dtype=volume.dtype)
+        out[idx] = volume
+        grid = dist[0] + step * np.arange(idx[-1] + 1)
+        return out, grid, [message + ": shown as blank slices"]
+    message = (f"unevenly spaced slices ({diffs.min():.2f} to {diffs.max():.2f} mm apart)")
+    if gaps == "error":
+        raise LoadError(src, message)
+    step = float(diffs.min())
+    n = int(np.floor((dist[-1] - dist[0]) / step + 1e-6)) + 1
+    grid = dist[0] + step * np.arange(n)
+    upper = np.clip(np.searchsorted(dist, grid, side="right"), 1, len(dist) - 1)
+    w = ((grid - dist[upper - 1]) / (dist[upper] - dist[upper - 1]))[:, None, None]
+    out32 = volume[upper - 1] * (1 - w) + volume[upper] * w
+    out = np.rint(out32).astype(volume.dtype) if volume.dtype.kind == "i" else out32.astype(
+        volume.dtype)
+    return out, grid, [message + f": resampled to a regular {step:.2f} mm grid"]
+
+
+def _load_multiframe(path: Path, ds: Dataset, progress: Progress) -> Volume:
+    import highdicom as hd  # imported here: only enhanced images need it
+
+    check(progress, 0.1, "Reading enhanced multi-frame image")
+    try:
+        image = hd.Image.from_dataset(ds, copy=False)
+        hvol = image.get_volume(dtype=np.float32)
+    except Exception as exc:
+        raise LoadError(path, f"cannot build a volume from this multi-frame image: {exc}") from exc
+    # highdicom's affine maps (slice, row, column) indices to LPS; ours orders columns i, j, k.
+    array = np.asarray(hvol.array)
+    if array.ndim != 3:
+        raise LoadError(path, f"multi-frame image is not a single 3D volume (shape {array.shape})")
+    axes = np.asarray(hvol.affine, dtype=np.float64)[:3, [2, 1, 0]]
+    origin = np.asarray(hvol.affine, dtype=np.float64)[:3, 3]
+    # Frames may be stored feet-to-head or head-to-feet; order them along the slice normal, as
+    # single-frame series are, so both kinds of the same study give the same array.
+    if axes[:, 2] @ np.cross(axes[:, 0], axes[:, 1]) < 0:
+        origin = origin + axes[:, 2] * (array.shape[0] - 1)
+        axes[:, 2] = -axes[:, 2]
+        array = array[::-1].copy()
+    spacing = np.linalg.norm(axes, axis=0)
+    geometry = Geometry(
+        shape=(array.shape[0], array.shape[1], array.shape[2]),
+        spacing=tuple(spacing),
+        origin=tuple(origin),
+        direction=tuple((axes / spacing).ravel()),
+    )
+    if np.all(np.isclose(array, np.rint(array))) and array.min() >= -32768 and array.max() <= 32767:
+        array = array.astype(np.int16)
+    check(progress, 1.0, "Done")
+    return Volume(array, geometry, study_info(ds), str(path), ())
