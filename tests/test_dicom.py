@@ -215,3 +215,15 @@ def test_bad_inputs_give_one_clear_error(sts008_copy: Path, tmp_path: Path) -> N
 
     with pytest.raises(LoadError, match="no such file"):
         load_volume(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name,files", CT_SERIES, ids=[n for n, _ in CT_SERIES])
+def test_index_headers_fast_path_equals_full_read(name: str, files: list[Path]) -> None:
+    # Loading with the index's headers reads uncompressed pixels straight from the file's end;
+    # it must give exactly what pydicom's full read gives.
+    index = index_folder(files[0].parent)
+    entry = next(s for s in index.image_series() if s.files[0] in files)
+    fast = load_series(entry.files, headers=entry.headers)
+    full = load_series(entry.files)
+    np.testing.assert_array_equal(fast.array, full.array)
+    assert fast.geometry == full.geometry

@@ -1,16 +1,15 @@
 """Index a folder of DICOM files into patients, studies and series by reading headers only.
 
-Only the few tags the browser and the loader need are parsed (``specific_tags``) and pixel data
-is never read, so thousands of files index in seconds. Files that are not DICOM are counted and
-skipped; unreadable DICOM files are listed with their problem so the browser can say why a series
-is short.
+Only the tags the browser and the loader need are parsed (``specific_tags``) and pixel data is
+never read; the headers are kept so that loading a series need not parse its files again. Files
+that are not DICOM are counted and skipped; unreadable DICOM files are listed with their problem
+so the browser can say why a series is short.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,10 @@ _TAGS = [
     "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "SOPClassUID",
     "SOPInstanceUID", "Rows", "Columns", "ImageOrientationPatient", "NumberOfFrames",
     "FrameOfReferenceUID", "InstanceNumber",
+    # what loading a slice needs besides its pixels, so that loading need not parse it again
+    "ImagePositionPatient", "PixelSpacing", "RescaleSlope", "RescaleIntercept",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel",
+    "PhotometricInterpretation", "SpacingBetweenSlices", "SliceThickness",
 ]
 
 # Storage classes whose instances are images a Volume can be built from.
@@ -48,6 +51,7 @@ class SeriesEntry:
     rows: int
     columns: int
     files: list[Path] = field(default_factory=list)
+    headers: list[Dataset] = field(default_factory=list, repr=False)
     frames: int = 0
     part: int = 1
 
@@ -136,9 +140,7 @@ def _orientation_key(ds: Dataset) -> tuple[float, ...]:
     return tuple(round(float(v), 3) for v in iop) if iop is not None else ()
 
 
-def index_folder(
-    folder: str | Path, progress: Progress = no_progress, workers: int = 4
-) -> DicomIndex:
+def index_folder(folder: str | Path, progress: Progress = no_progress) -> DicomIndex:
     """Index every DICOM file below ``folder`` (recursively), reading headers only.
 
     Parameters
@@ -147,8 +149,6 @@ def index_folder(
         A folder (or a single file, which indexes that file alone).
     progress
         Progress/cancel callback; cancelling raises :class:`~medseg_gui.core.progress.Cancelled`.
-    workers
-        Threads reading headers (file reads release the GIL; parsing does not, so a few suffice).
 
     Raises
     ------
@@ -160,31 +160,29 @@ def index_folder(
         raise LoadError(root, "no such file or folder")
     files = [root] if root.is_file() else _list_files(root)
     index = DicomIndex(root=root)
-    groups: dict[tuple[str, str, tuple[float, ...], int, int], tuple[Dataset, list[Path]]] = {}
+    groups: dict[tuple[str, str, tuple[float, ...], int, int], list[tuple[Path, Dataset]]] = {}
     frames: dict[tuple[str, str, tuple[float, ...], int, int], int] = {}
     check(progress, 0.0, f"Indexing {len(files)} files")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, (path, ds) in enumerate(zip(files, pool.map(read_header, files), strict=True)):
-            if n % 64 == 0:
-                check(progress, n / max(1, len(files)), f"Indexing {n}/{len(files)} files")
-            if ds is None:
-                index.skipped_non_dicom += 1
-                continue
-            if isinstance(ds, str):
-                index.unreadable.append((path, ds))
-                continue
-            if "SeriesInstanceUID" not in ds or "StudyInstanceUID" not in ds:
-                index.unreadable.append((path, "DICOM file without study/series UID"))
-                continue
-            key = (
-                str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), _orientation_key(ds),
-                int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0),
-            )
-            if key not in groups:
-                groups[key] = (ds, [])
-                frames[key] = 0
-            groups[key][1].append(path)
-            frames[key] += int(ds.get("NumberOfFrames", 1) or 1)
+    # Sequential on purpose: pydicom's parsing holds the GIL, and threads measured slower.
+    for n, path in enumerate(files):
+        if n % 64 == 0:
+            check(progress, n / max(1, len(files)), f"Indexing {n}/{len(files)} files")
+        ds = read_header(path)
+        if ds is None:
+            index.skipped_non_dicom += 1
+            continue
+        if isinstance(ds, str):
+            index.unreadable.append((path, ds))
+            continue
+        if "SeriesInstanceUID" not in ds or "StudyInstanceUID" not in ds:
+            index.unreadable.append((path, "DICOM file without study/series UID"))
+            continue
+        key = (
+            str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), _orientation_key(ds),
+            int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0),
+        )
+        groups.setdefault(key, []).append((path, ds))
+        frames[key] = frames.get(key, 0) + int(ds.get("NumberOfFrames", 1) or 1)
     _build_tree(index, groups, frames)
     check(progress, 1.0, f"Indexed {len(files)} files")
     return index
@@ -192,14 +190,16 @@ def index_folder(
 
 def _build_tree(
     index: DicomIndex,
-    groups: dict[tuple[str, str, tuple[float, ...], int, int], tuple[Dataset, list[Path]]],
+    groups: dict[tuple[str, str, tuple[float, ...], int, int], list[tuple[Path, Dataset]]],
     frames: dict[tuple[str, str, tuple[float, ...], int, int], int],
 ) -> None:
     patients: dict[str, PatientEntry] = {}
     studies: dict[str, StudyEntry] = {}
     parts: dict[str, int] = {}
     # Biggest group of a split series first, so part 1 is the main series.
-    for key, (ds, files) in sorted(groups.items(), key=lambda kv: -len(kv[1][1])):
+    for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        members.sort(key=lambda m: m[0])
+        ds = members[0][1]
         pid = str(ds.get("PatientID", ""))
         if pid not in patients:
             patients[pid] = PatientEntry(pid, str(ds.get("PatientName", "")))
@@ -221,7 +221,8 @@ def _build_tree(
                 frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
                 rows=key[3],
                 columns=key[4],
-                files=sorted(files),
+                files=[m[0] for m in members],
+                headers=[m[1] for m in members],
                 frames=frames[key],
                 part=parts[key[1]],
             )

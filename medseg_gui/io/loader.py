@@ -47,9 +47,8 @@ def load_volume(
     if p.is_dir():
         index = index_folder(p, scaled(progress, 0.0, 0.2))
         series = choose_image_series(index, series_uid)
-        volume = load_series(
-            series.files, progress=scaled(progress, 0.2, 1.0), gaps=gaps, source=p
-        )
+        volume = load_series(series.files, headers=series.headers,
+                             progress=scaled(progress, 0.2, 1.0), gaps=gaps, source=p)
         if index.unreadable:
             bad, why = index.unreadable[0]
             note = f"{len(index.unreadable)} unreadable DICOM file(s) skipped, e.g. {bad}: {why}"
@@ -75,6 +74,5 @@ def load_volume(
     )
     if sibling is None:
         raise LoadError(p, "DICOM file is not an image of a loadable series")
-    return load_series(
-        sibling.files, progress=scaled(progress, 0.2, 1.0), gaps=gaps, source=p.parent
-    )
+    return load_series(sibling.files, headers=sibling.headers,
+                       progress=scaled(progress, 0.2, 1.0), gaps=gaps, source=p.parent)
