@@ -106,7 +106,7 @@ def test_compressed_transfer_syntaxes_decode_identically(shared_data: Path,
                                                          tmp_path: Path) -> None:
     # The shared JPEG 2000 series decodes to what dcm2niix decodes (checked above); here the
     # other syntaxes: recompress a real uncompressed series and compare voxel by voxel.
-    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+    from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
     src = sorted((shared_data / "ibsi_sts" / "dicom" / "STS_008" / "CT" / "image").iterdir())[:6]
     plain = load_series(src)
@@ -119,6 +119,26 @@ def test_compressed_transfer_syntaxes_decode_identically(shared_data: Path,
             ds.save_as(out / f.name)
         assert pydicom.dcmread(next(out.iterdir())).file_meta.TransferSyntaxUID == syntax
         np.testing.assert_array_equal(load_volume(out).array, plain.array, err_msg=syntax.name)
+    # pydicom cannot encode JPEG Lossless (process 14); GDCM transcodes it.
+    import gdcm
+
+    out = tmp_path / "jpeg_lossless"
+    out.mkdir()
+    for f in src:
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(f))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(out / f.name))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+    assert pydicom.dcmread(next(out.iterdir())).file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    np.testing.assert_array_equal(load_volume(out).array, plain.array)
     jp2 = load_volume(shared_data / "totalseg_example" / "example_ct_dicom")
     assert pydicom.dcmread(next((shared_data / "totalseg_example" / "example_ct_dicom")
                                 .iterdir())).file_meta.TransferSyntaxUID.is_compressed
