@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", help="SeriesInstanceUID to pick from a folder of several")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=cmd_convert)
+
+    # Each feature registers its own commands; their heavy imports happen inside the handlers.
+    from medseg_gui.io import export_commands
+
+    export_commands.add_commands(sub)
     return parser
 
 

@@ -11,8 +11,8 @@ packages=(
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0
   # a virtual X server for headless runs and GUI tests
   xvfb xauth
-  # reference tools the tests compare against
-  dcm2niix dicom3tools
+  # reference tools and a real PACS the tests run against
+  dcm2niix dicom3tools orthanc orthanc-dicomweb
 )
 
 missing=()
