@@ -1,0 +1,289 @@
+"""One slice view as a VTK pipeline (a ``vtkRenderer``, no widget).
+
+``volume -> vtkImageReslice -> vtkImageActor`` (window/level on the image property) and
+``labels -> vtkImageReslice (nearest) -> vtkImageMapToColors -> vtkImageActor`` on top, plus
+crosshair lines and orientation letters. The renderer's world coordinates are the view
+coordinates of :mod:`medseg_gui.rendering.slicing` with the current slice at ``Z = 0``; the
+camera looks down ``-Z`` with ``+Y`` up, so the radiological convention comes from the
+:class:`~medseg_gui.rendering.slicing.SliceLayout`, never from the camera.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# The OpenGL and FreeType back-ends register the factories that make rendering possible.
+import vtkmodules.vtkRenderingFreeType
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
+from vtkmodules.vtkImagingCore import vtkImageMapToColors, vtkImageReslice
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkImageActor,
+    vtkPolyDataMapper,
+    vtkRenderer,
+    vtkTextActor,
+)
+
+from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.volume import Volume
+from medseg_gui.rendering.imagedata import to_vtk_image
+from medseg_gui.rendering.overlay import label_lookup_table
+from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
+
+CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3, 1.0, 0.3),
+                   Orientation.SAGITTAL: (0.4, 0.6, 1.0)}
+# Actors above the image, towards the camera (mm in view Z); parallel projection ignores it.
+_LABEL_Z, _CROSS_Z, _CAMERA_Z = 0.5, 1.0, 1000.0
+
+
+def _to_vtk_matrix(m: npt.NDArray[np.float64]) -> vtkMatrix4x4:
+    out = vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            out.SetElement(r, c, float(m[r, c]))
+    return out
+
+
+class SliceView:
+    """Pipeline, camera and state of one orientation.
+
+    Parameters
+    ----------
+    orientation
+        Which plane the view shows.
+    """
+
+    def __init__(self, orientation: Orientation) -> None:
+        self.orientation = Orientation(orientation)
+        self.renderer = vtkRenderer()
+        self.renderer.SetBackground(0.0, 0.0, 0.0)
+        self.volume: Volume | None = None
+        self.layout: SliceLayout | None = None
+        self.slice_index = 0
+        self.zoom = 1.0
+        self.pan = (0.0, 0.0)
+        self._labels_geometry: Geometry | None = None
+        self._crosshair = np.zeros(3)
+
+        self._reslice = self._make_reslice(linear=True)
+        self._image = vtkImageActor()
+        self._image.GetMapper().SetInputConnection(self._reslice.GetOutputPort())
+        self._image.GetMapper().BorderOn()  # show the outer half of the edge pixels too
+        self._image.GetProperty().SetInterpolationTypeToLinear()
+        self._image.VisibilityOff()
+
+        self._label_reslice = self._make_reslice(linear=False)
+        self._label_colors = vtkImageMapToColors()
+        self._label_colors.SetOutputFormatToRGBA()
+        self._label_colors.SetInputConnection(self._label_reslice.GetOutputPort())
+        self._labels = vtkImageActor()
+        self._labels.GetMapper().SetInputConnection(self._label_colors.GetOutputPort())
+        self._labels.GetMapper().BorderOn()
+        self._labels.GetProperty().SetInterpolationTypeToNearest()
+        self._labels.GetProperty().SetOpacity(0.45)
+        self._labels.SetPosition(0.0, 0.0, _LABEL_Z)
+        self._labels.VisibilityOff()
+
+        self._cross_points = vtkPoints()
+        self._cross_points.SetNumberOfPoints(4)
+        lines = vtkCellArray()
+        lines.InsertNextCell(2, [0, 1])
+        lines.InsertNextCell(2, [2, 3])
+        self._cross_poly = vtkPolyData()
+        self._cross_poly.SetPoints(self._cross_points)
+        self._cross_poly.SetLines(lines)
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(self._cross_poly)
+        self._cross = vtkActor()
+        self._cross.SetMapper(mapper)
+        self._cross.GetProperty().SetColor(*CROSSHAIR_COLOR[self.orientation])
+        self._cross.GetProperty().SetOpacity(0.7)
+        self._cross.VisibilityOff()
+
+        self._letters = self._make_letters()
+        self._info = vtkTextActor()
+        self._info.GetTextProperty().SetFontSize(13)
+        self._info.GetTextProperty().SetColor(0.9, 0.9, 0.6)
+        self._info.SetPosition(6, 6)
+        for prop in (self._image, self._labels, self._cross, self._info, *self._letters):
+            self.renderer.AddViewProp(prop)
+        cam = self.renderer.GetActiveCamera()
+        cam.ParallelProjectionOn()
+        self.renderer.AddObserver(vtkCommand.StartEvent, self._place_camera)
+
+    # -- construction helpers -------------------------------------------------------------
+    @staticmethod
+    def _make_reslice(*, linear: bool) -> vtkImageReslice:
+        r = vtkImageReslice()
+        r.SetOutputDimensionality(2)
+        if linear:
+            r.SetInterpolationModeToLinear()
+        else:
+            r.SetInterpolationModeToNearestNeighbor()
+        return r
+
+    def _make_letters(self) -> list[vtkTextActor]:
+        spots = {"left": (0.01, 0.5, 0, 1), "right": (0.99, 0.5, 2, 1),
+                 "top": (0.5, 0.99, 1, 2), "bottom": (0.5, 0.01, 1, 0)}
+        actors = []
+        for edge, letter in edge_letters(self.orientation).items():
+            x, y, hjust, vjust = spots[edge]
+            t = vtkTextActor()
+            t.SetInput(letter)
+            prop = t.GetTextProperty()
+            prop.SetFontSize(18)
+            prop.BoldOn()
+            prop.SetColor(1.0, 0.85, 0.2)
+            prop.SetJustification(hjust)
+            prop.SetVerticalJustification(vjust)
+            t.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            t.SetPosition(x, y)
+            actors.append(t)
+        return actors
+
+    # -- data -----------------------------------------------------------------------------
+    def set_volume(self, volume: Volume) -> None:
+        """Show ``volume``; the slice goes to the middle and the camera is reset."""
+        self.volume = volume
+        self.layout = SliceLayout.of(volume.geometry, self.orientation)
+        self._reslice.SetInputData(to_vtk_image(volume.array, volume.geometry,
+                                                with_direction=False))
+        self._reslice.SetBackgroundLevel(float(np.min(volume.array)))
+        self._configure_output(self._reslice)
+        self._configure_output(self._label_reslice)
+        self.zoom, self.pan = 1.0, (0.0, 0.0)
+        self._image.VisibilityOn()
+        self._cross.VisibilityOn()
+        self.set_crosshair(volume_center(volume.geometry))
+
+    def set_labels(self, segmentation: Segmentation | None, opacity: float = 0.45) -> None:
+        """Overlay a label map (on any grid) or remove it with ``None``."""
+        if segmentation is None or self.volume is None:
+            self._labels_geometry = None
+            self._labels.VisibilityOff()
+            return
+        self._labels_geometry = segmentation.geometry
+        self._label_reslice.SetInputData(to_vtk_image(segmentation.labelmap,
+                                                      segmentation.geometry, with_direction=False))
+        max_label = max([int(segmentation.labelmap.max())] + [s.label for s in
+                                                             segmentation.segments])
+        self._label_colors.SetLookupTable(label_lookup_table(segmentation.segments, max_label))
+        self._labels.GetProperty().SetOpacity(opacity)
+        self._labels.VisibilityOn()
+        self._update_slice()
+
+    def set_window_level(self, width: float, level: float) -> None:
+        prop = self._image.GetProperty()
+        prop.SetColorWindow(max(float(width), 1e-6))
+        prop.SetColorLevel(float(level))
+        self._update_info()
+
+    @property
+    def window_level(self) -> tuple[float, float]:
+        prop = self._image.GetProperty()
+        return float(prop.GetColorWindow()), float(prop.GetColorLevel())
+
+    def _configure_output(self, reslice: vtkImageReslice) -> None:
+        assert self.layout is not None
+        (x0, y0), (sx, sy), (nx, ny) = self.layout.origin, self.layout.spacing, self.layout.size
+        reslice.SetOutputOrigin(x0, y0, 0.0)
+        reslice.SetOutputSpacing(sx, sy, 1.0)
+        reslice.SetOutputExtent(0, nx - 1, 0, ny - 1, 0, 0)
+
+    # -- slice and crosshair ----------------------------------------------------------------
+    def set_crosshair(self, world: npt.ArrayLike) -> None:
+        """Move to the slice through LPS point ``world`` and draw the crosshair there."""
+        if self.layout is None:
+            return
+        self._crosshair = np.asarray(world, dtype=np.float64)
+        x, y, z = self.layout.world_to_view(self._crosshair)
+        self.slice_index = self.layout.slice_index(float(z))
+        xmin, xmax, ymin, ymax = self.layout.world_bounds()
+        for n, p in enumerate([(xmin, y), (xmax, y), (x, ymin), (x, ymax)]):
+            self._cross_points.SetPoint(n, p[0], p[1], _CROSS_Z)
+        self._cross_points.Modified()
+        self._update_slice()
+
+    def step_world(self, delta: int) -> npt.NDArray[np.float64] | None:
+        """The crosshair moved by ``delta`` slices along this view's normal (clamped)."""
+        if self.layout is None:
+            return None
+        index = int(np.clip(self.slice_index + delta, 0, self.layout.n_slices - 1))
+        x, y, _ = self.layout.world_to_view(self._crosshair)
+        return self.layout.view_to_world([x, y, self.layout.slice_z(index)])
+
+    def _update_slice(self) -> None:
+        if self.layout is None or self.volume is None:
+            return
+        m = self.layout.reslice_matrix(self.volume.geometry, self.slice_index)
+        self._reslice.SetResliceAxes(_to_vtk_matrix(m))
+        if self._labels_geometry is not None:
+            lm = self.layout.reslice_matrix(self._labels_geometry, self.slice_index)
+            self._label_reslice.SetResliceAxes(_to_vtk_matrix(lm))
+        self._update_info()
+
+    def _update_info(self) -> None:
+        if self.layout is None:
+            self._info.SetInput("")
+            return
+        w, lv = self.window_level
+        self._info.SetInput(f"{self.orientation.value.capitalize()}  "
+                            f"{self.slice_index + 1}/{self.layout.n_slices}   "
+                            f"W {w:.0f} L {lv:.0f}")
+
+    # -- camera and picking -------------------------------------------------------------------
+    def _place_camera(self, *_: Any) -> None:
+        """Fit the slice to the viewport (times ``zoom``) before every render."""
+        if self.layout is None:
+            return
+        xmin, xmax, ymin, ymax = self.layout.world_bounds()
+        width, height = self.renderer.GetSize()
+        aspect = max(width, 1) / max(height, 1)
+        scale = max((ymax - ymin) / 2, (xmax - xmin) / (2 * aspect)) * 1.02 / self.zoom
+        cx = (xmin + xmax) / 2 + self.pan[0]
+        cy = (ymin + ymax) / 2 + self.pan[1]
+        cam = self.renderer.GetActiveCamera()
+        cam.SetFocalPoint(cx, cy, 0.0)
+        cam.SetPosition(cx, cy, _CAMERA_Z)
+        cam.SetViewUp(0.0, 1.0, 0.0)
+        cam.SetParallelScale(scale)
+        cam.SetClippingRange(_CAMERA_Z / 2, _CAMERA_Z * 2)
+
+    def display_to_world(self, x: float, y: float) -> npt.NDArray[np.float64] | None:
+        """The LPS point (on the current slice) under display pixel ``(x, y)``.
+
+        ``(x, y)`` are VTK display coordinates: pixels of the render window, origin at the
+        bottom left. ``None`` when nothing is shown.
+        """
+        if self.layout is None:
+            return None
+        self._place_camera()
+        self.renderer.SetDisplayPoint(float(x), float(y), 0.0)
+        self.renderer.DisplayToWorld()
+        wx, wy, _, w = self.renderer.GetWorldPoint()
+        if w:
+            wx, wy = wx / w, wy / w
+        return self.layout.view_to_world([wx, wy, self.layout.slice_z(self.slice_index)])
+
+    def world_to_display(self, world: npt.ArrayLike) -> tuple[float, float] | None:
+        """Display pixel ``(x, y)`` (origin bottom left) of an LPS point's in-plane position."""
+        if self.layout is None:
+            return None
+        self._place_camera()
+        x, y, _ = self.layout.world_to_view(world)
+        self.renderer.SetWorldPoint(float(x), float(y), 0.0, 1.0)
+        self.renderer.WorldToDisplay()
+        dx, dy, _ = self.renderer.GetDisplayPoint()
+        return float(dx), float(dy)
+
+
+def volume_center(geometry: Geometry) -> npt.NDArray[np.float64]:
+    """LPS position of the centre voxel of a grid (the first crosshair position)."""
+    return geometry.index_to_world([n // 2 for n in geometry.size_ijk])

@@ -1,0 +1,1 @@
+"""Qt widgets and windows: the only package that imports PySide6."""

@@ -1,0 +1,96 @@
+"""``medseg-gui [PATH] [--labels MASK] [--screenshot OUT.png]``: the desktop application."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+from medseg_gui.resources import DEMO_MASK, DEMO_STUDY
+from medseg_gui.ui.main_window import MainWindow
+
+# How long --screenshot waits for loading before giving up (seconds).
+SCREENSHOT_TIMEOUT_S = 300
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medseg-gui", description="Open a study in the viewer.")
+    p.add_argument("path", nargs="?", help="DICOM folder or file, .nii(.gz), .nrrd or .mha "
+                   "(default: the bundled demo study)")
+    p.add_argument("--labels", help="a label image (.nii.gz, .nrrd, ...) to overlay")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="render, save the whole window to OUT.png and exit")
+    p.add_argument("--size", default="1280x960", help="window size WIDTHxHEIGHT")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the application; returns the exit status.
+
+    With ``--screenshot`` the window is shown, the study loaded, the window saved as PNG and
+    the process exits: 0 when the study loaded and the file was written, 1 otherwise (the error
+    goes to stderr; no dialog blocks a headless run).
+    """
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"medseg-gui: --size must look like 1280x960, got {args.size!r}", file=sys.stderr)
+        return 2
+    existing = QApplication.instance()
+    app = existing or QApplication([sys.argv[0] if sys.argv else "medseg-gui"])
+    # Inside a running application (tests, embedding) run a local loop: quitting the
+    # application itself would leave it unable to deliver queued signals afterwards.
+    loop = QEventLoop() if existing is not None else app
+    headless = args.screenshot is not None
+    window = MainWindow(dialogs=not headless)
+    window.resize(width, height)
+    window.show()
+
+    path, labels = args.path, args.labels
+    if path is None and DEMO_STUDY.is_dir():
+        path = str(DEMO_STUDY)
+        labels = labels or (str(DEMO_MASK) if DEMO_MASK.is_file() else None)
+    if path is None:
+        window.statusBar().showMessage("No study given and no demo study found: use File > Open")
+
+    status = {"rc": 0}
+    if headless:
+        out = Path(args.screenshot)
+
+        def finish() -> None:
+            app.processEvents()
+            window.render_all()
+            if not window.save_screenshot(out):
+                status["rc"] = 1
+            loop.quit()
+
+        def failed(message: str) -> None:
+            print(f"medseg-gui: {message}", file=sys.stderr)
+            status["rc"] = 1
+            QTimer.singleShot(100, finish)
+
+        def timed_out() -> None:
+            if window.loading:
+                window.cancel_loading()
+                failed(f"loading took longer than {SCREENSHOT_TIMEOUT_S} s")
+
+        window.studyLoaded.connect(lambda _v: QTimer.singleShot(300, finish))
+        window.loadFailed.connect(failed)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, timed_out)
+        if path is None:
+            QTimer.singleShot(300, finish)
+    if path is not None:
+        # Start loading once the event loop runs, so the window appears first.
+        QTimer.singleShot(0, lambda: window.open_path(path, labels))
+    rc = loop.exec()
+    window.close()
+    return status["rc"] if headless else int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

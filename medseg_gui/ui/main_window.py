@@ -1,0 +1,378 @@
+"""The main window: four panels (axial, coronal, sagittal, 3D) with linked slice views.
+
+The window owns the shared viewing state (the crosshair in LPS mm and the window/level) and
+pushes it to every view; views only send requests (see :mod:`medseg_gui.ui.slice_widget`).
+Loading runs on a thread pool through :class:`~medseg_gui.ui.workers.Task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medseg_gui.core.progress import Progress, scaled
+from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.volume import Volume
+from medseg_gui.rendering.overlay import segmentation_from_labels
+from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
+from medseg_gui.rendering.slice_view import volume_center
+from medseg_gui.rendering.slicing import Orientation, probe
+from medseg_gui.ui.slice_widget import SliceViewWidget
+from medseg_gui.ui.workers import Task
+
+Loader = Callable[..., Volume]
+
+
+def _default_loader(path: str | Path, progress: Progress) -> Volume:
+    from medseg_gui.io.loader import load_volume
+
+    return load_volume(path, progress=progress)
+
+
+class MainWindow(QMainWindow):
+    """Axial, coronal and sagittal views linked by one crosshair, and a 3D placeholder.
+
+    Parameters
+    ----------
+    loader
+        ``loader(path, progress) -> Volume``; the default is ``medseg_gui.io.loader``.
+    dialogs
+        Show load errors in a message box (False for headless runs: the status bar and
+        :attr:`last_error` only).
+
+    Signals
+    -------
+    studyLoaded(object)
+        The :class:`Volume` now shown.
+    loadFailed(str)
+        A one-line error message.
+    """
+
+    studyLoaded = Signal(object)
+    loadFailed = Signal(str)
+
+    def __init__(self, loader: Loader = _default_loader, dialogs: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("medseg-gui")
+        self._loader = loader
+        self._dialogs = dialogs
+        self.volume: Volume | None = None
+        self.segmentation: Segmentation | None = None
+        self.crosshair = np.zeros(3)
+        self.last_error = ""
+        self._task: Task | None = None
+        self.presets = self._read_presets()
+        self.views = {o: SliceViewWidget(o) for o in Orientation}
+        self._build_layout()
+        self._build_status_bar()
+        self._build_menus()
+        for widget in self.views.values():
+            widget.crosshairRequested.connect(self.set_crosshair)
+            widget.hovered.connect(self._show_readout)
+            widget.windowLevelRequested.connect(self.set_window_level)
+
+    # -- construction ----------------------------------------------------------------------
+    def _read_presets(self) -> list[WindowLevel]:
+        try:
+            return load_presets()
+        except (OSError, ValueError, KeyError) as exc:
+            self.last_error = f"window/level presets not loaded: {exc}"
+            return []
+
+    def _build_layout(self) -> None:
+        grid = QGridLayout()
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.setSpacing(2)
+        placeholder = QLabel("3D")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        placeholder.setStyleSheet("background: #101010; color: #808080; font-size: 20px;")
+        panels = [self.views[Orientation.AXIAL], self.views[Orientation.CORONAL],
+                  self.views[Orientation.SAGITTAL], placeholder]
+        self.panel_3d = placeholder
+        for n, panel in enumerate(panels):
+            frame = QFrame()
+            frame.setFrameShape(QFrame.Shape.Box)
+            frame.setStyleSheet("QFrame { border: 1px solid #404040; background: black; }")
+            box = QVBoxLayout(frame)
+            box.setContentsMargins(1, 1, 1, 1)
+            box.addWidget(panel)
+            grid.addWidget(frame, n // 2, n % 2)
+        central = QWidget()
+        central.setLayout(grid)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.readout = QLabel("")
+        self.readout.setMinimumWidth(420)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(200)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_loading)
+        for w in (self.progress_bar, self.cancel_button):
+            w.hide()
+            bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.readout)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        keys = QKeySequence
+        items: list[tuple[str, Callable[[], Any], QKeySequence]] = [
+            ("&Open image file...", self._ask_open_file, keys(keys.StandardKey.Open)),
+            ("Open &DICOM folder...", self._ask_open_folder, keys("Ctrl+D")),
+            ("Open &labels...", self._ask_open_labels, keys("Ctrl+L")),
+            ("Save &screenshot...", self._ask_screenshot, keys("Ctrl+Shift+S")),
+            ("&Quit", self.close, keys(keys.StandardKey.Quit)),
+        ]
+        for text, slot, shortcut in items:
+            action = QAction(text, self)
+            action.setShortcut(shortcut)
+            action.triggered.connect(slot)
+            file_menu.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        for n, preset in enumerate(self.presets):
+            action = QAction(f"{preset.name}  (W {preset.width:g} / L {preset.level:g})", self)
+            action.setShortcut(QKeySequence(str(n + 1)))
+            action.triggered.connect(lambda _=False, p=preset: self.apply_preset(p.name))
+            view_menu.addAction(action)
+        overlay = QAction("Show &labels", self, checkable=True, checked=True)
+        overlay.setShortcut(QKeySequence("L"))
+        overlay.toggled.connect(self.set_labels_visible)
+        view_menu.addSeparator()
+        view_menu.addAction(overlay)
+
+    # -- loading ---------------------------------------------------------------------------
+    def open_path(self, path: str | Path, labels: str | Path | None = None) -> None:
+        """Load a study (and optionally a label image) in the background, then show it."""
+        if self._task is not None:
+            self._task.cancel()
+        loader = self._loader
+
+        def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
+            volume = loader(path, scaled(progress, 0.0, 0.9 if labels else 1.0))
+            seg = None
+            if labels:
+                seg = segmentation_from_labels(loader(labels, scaled(progress, 0.9, 1.0)))
+            return volume, seg
+
+        task = Task(work)
+        task.signals.progress.connect(self._on_progress)
+        task.signals.finished.connect(self._on_loaded)
+        task.signals.failed.connect(self._on_failed)
+        task.signals.cancelled.connect(self._on_cancelled)
+        self._task = task
+        self.progress_bar.setValue(0)
+        self.progress_bar.show()
+        self.cancel_button.show()
+        self.statusBar().showMessage(f"Loading {path} ...")
+        QThreadPool.globalInstance().start(task)
+
+    def open_labels(self, path: str | Path) -> None:
+        """Load a label image in the background and overlay it on the current study."""
+        loader = self._loader
+        task = Task(lambda progress: segmentation_from_labels(loader(path, progress)))
+        task.signals.finished.connect(self._on_labels_loaded)
+        task.signals.failed.connect(self._on_failed)
+        task.signals.cancelled.connect(self._on_cancelled)
+        self._task = task
+        QThreadPool.globalInstance().start(task)
+
+    def _on_labels_loaded(self, task: Task, seg: Segmentation) -> None:
+        if self._finish_task(task):
+            self.set_segmentation(seg)
+
+    def cancel_loading(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def loading(self) -> bool:
+        return self._task is not None
+
+    def _finish_task(self, task: Task) -> bool:
+        """Whether ``task`` is still the current one (a superseded load is ignored)."""
+        if task is not self._task:
+            return False
+        self._task = None
+        self.progress_bar.hide()
+        self.cancel_button.hide()
+        return True
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(fraction * 1000))
+        if message:
+            self.statusBar().showMessage(message)
+
+    def _on_loaded(self, task: Task, result: tuple[Volume, Segmentation | None]) -> None:
+        if not self._finish_task(task):
+            return
+        volume, seg = result
+        self.set_volume(volume)
+        self.set_segmentation(seg)
+        note = f" ({len(volume.warnings)} warning(s): {volume.warnings[0]})" if volume.warnings \
+            else ""
+        self.statusBar().showMessage(f"Loaded {volume.source or 'study'}{note}", 10000)
+        self.studyLoaded.emit(volume)
+
+    def _on_failed(self, task: Task, exc: BaseException) -> None:
+        if not self._finish_task(task):
+            return
+        self.show_error(str(exc) or type(exc).__name__)
+
+    def _on_cancelled(self, task: Task) -> None:
+        if self._finish_task(task):
+            self.statusBar().showMessage("Loading cancelled", 5000)
+
+    def show_error(self, message: str) -> None:
+        """Report a problem the user can fix: status bar, and a message box unless headless."""
+        self.last_error = message
+        self.statusBar().showMessage(message)
+        self.loadFailed.emit(message)
+        if self._dialogs:
+            QMessageBox.warning(self, "Cannot open", message)
+
+    # -- state -----------------------------------------------------------------------------
+    def set_volume(self, volume: Volume) -> None:
+        """Show ``volume`` in every view, centred, with a window suited to its modality."""
+        self.volume = volume
+        for widget in self.views.values():
+            widget.view.set_volume(volume)
+            widget.view.set_labels(None)
+        self.segmentation = None
+        info = volume.info
+        title = " - ".join(x for x in (info.patient_name or info.patient_id,
+                                       info.series_description) if x)
+        self.setWindowTitle(f"medseg-gui - {title}" if title else "medseg-gui")
+        wl = auto_window(volume.array, volume.modality)
+        self.set_window_level(wl.width, wl.level)
+        self.set_crosshair(volume_center(volume.geometry))
+
+    def set_segmentation(self, segmentation: Segmentation | None) -> None:
+        """Overlay a label map (any grid: it is resliced on its own geometry)."""
+        self.segmentation = segmentation
+        for widget in self.views.values():
+            widget.view.set_labels(segmentation)
+        self.render_all()
+
+    def set_labels_visible(self, visible: bool) -> None:
+        for widget in self.views.values():
+            widget.view.set_labels(self.segmentation if visible else None)
+        self.render_all()
+
+    def set_crosshair(self, world: Any) -> None:
+        """Move the shared crosshair (LPS mm); every view follows it."""
+        self.crosshair = np.asarray(world, dtype=np.float64)
+        for widget in self.views.values():
+            widget.view.set_crosshair(self.crosshair)
+        self._show_readout(self.crosshair)
+        self.render_all()
+
+    def set_window_level(self, width: float, level: float) -> None:
+        for widget in self.views.values():
+            widget.view.set_window_level(width, level)
+        self.render_all()
+
+    def apply_preset(self, name: str) -> None:
+        """Apply the window/level preset called ``name`` (from the presets JSON)."""
+        for preset in self.presets:
+            if preset.name.lower() == name.lower():
+                self.set_window_level(preset.width, preset.level)
+                return
+        raise KeyError(f"no window/level preset {name!r}")
+
+    def render_all(self) -> None:
+        for widget in self.views.values():
+            widget.render_view()
+
+    def readout_text(self, world: Any) -> str:
+        """``HU``/value, voxel index and LPS position of a point, as the status bar shows it."""
+        if self.volume is None or world is None:
+            return ""
+        ijk, value = probe(self.volume.array, self.volume.geometry, world)
+        x, y, z = (float(v) for v in world)
+        pos = f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm"
+        if ijk is None or value is None:
+            return f"outside   {pos}"
+        unit = "HU" if self.volume.modality.upper() == "CT" else "value"
+        label = ""
+        if self.segmentation is not None:
+            lijk, lv = probe(self.segmentation.labelmap, self.segmentation.geometry, world)
+            if lijk is not None and lv:
+                label = f"   label {int(lv)}"
+        return f"{unit} {value:g}   voxel (i {ijk[0]}, j {ijk[1]}, k {ijk[2]})   {pos}{label}"
+
+    def _show_readout(self, world: Any) -> None:
+        self.readout.setText(self.readout_text(world if world is not None else self.crosshair))
+
+    # -- files and screenshots ----------------------------------------------------------------
+    def _ask_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", "", "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;"
+            "All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _ask_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if path:
+            self.open_path(path)
+
+    def _ask_open_labels(self) -> None:
+        if self.volume is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open label image", "",
+                                              "Images (*.nii *.nii.gz *.nrrd *.mha *.mhd)")
+        if path:
+            self.open_labels(path)
+
+    def _ask_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "screenshot.png",
+                                              "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def grab_window(self) -> QPixmap:
+        """The whole window as a pixmap, slice views included.
+
+        ``QWidget.grab`` cannot read native OpenGL children, so each view's own frame buffer
+        is painted over its place in the grab.
+        """
+        pixmap = self.grab()
+        painter = QPainter(pixmap)
+        ratio = pixmap.devicePixelRatio()
+        for widget in self.views.values():
+            if not widget.isVisible():
+                continue
+            rgb = widget.capture()
+            h, w, _ = rgb.shape
+            image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+            image.setDevicePixelRatio(ratio)
+            painter.drawImage(widget.mapTo(self, QPoint(0, 0)), image)
+        painter.end()
+        return pixmap
+
+    def save_screenshot(self, path: str | Path) -> bool:
+        """Save :meth:`grab_window` as PNG; False (and a status message) when it fails."""
+        ok = self.grab_window().save(str(path), "PNG")
+        if not ok:
+            self.show_error(f"{path}: could not write the screenshot")
+        return ok

@@ -1,0 +1,158 @@
+"""A Qt widget around one :class:`~medseg_gui.rendering.SliceView`.
+
+The widget only turns mouse and key events into requests (move the crosshair, step a slice,
+change the window); the main window applies them to every view, so the views stay linked.
+VTK's own interactor styles are not used: they would rotate a 2D slice like a 3D scene.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import PySide6.QtCore  # noqa: F401  (import PySide6 before vtkmodules.qt picks a binding)
+import vtkmodules.qt
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+
+vtkmodules.qt.PyQtImpl = "PySide6"
+
+# Registers the OpenGL and font back-ends VTK needs to render at all.
+import vtkmodules.vtkRenderingFreeType  # noqa: E402
+import vtkmodules.vtkRenderingOpenGL2  # noqa: E402
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
+from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser  # noqa: E402
+from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter  # noqa: E402
+
+from medseg_gui.rendering.slice_view import SliceView  # noqa: E402
+from medseg_gui.rendering.slicing import Orientation  # noqa: E402
+
+# Wheel-up / arrow-up direction, in slice indices: superior (axial), anterior (coronal),
+# left (sagittal). Slice indices run towards the viewer, which is inferior for axial.
+_UP_STEP = {Orientation.AXIAL: -1, Orientation.CORONAL: 1, Orientation.SAGITTAL: 1}
+
+
+class SliceViewWidget(QVTKRenderWindowInteractor):
+    """Shows one orientation; emits requests, never changes the shared state itself.
+
+    Signals
+    -------
+    crosshairRequested(object)
+        An LPS point (numpy array) the user clicked or scrolled to.
+    hovered(object)
+        The LPS point under the cursor, or ``None`` when it leaves.
+    windowLevelRequested(float, float)
+        A new window width and level from a right-button drag.
+    """
+
+    crosshairRequested = Signal(object)
+    hovered = Signal(object)
+    windowLevelRequested = Signal(float, float)
+
+    def __init__(self, orientation: Orientation, parent: Any = None) -> None:
+        super().__init__(parent)  # type: ignore[no-untyped-call]
+        self.view = SliceView(orientation)
+        self.GetRenderWindow().AddRenderer(self.view.renderer)  # type: ignore[no-untyped-call]
+        self._Iren.SetInteractorStyle(vtkInteractorStyleUser())
+        self._Iren.Initialize()
+        self._drag: tuple[Qt.MouseButton, QPointF, tuple[float, float]] | None = None
+        self.setMinimumSize(160, 160)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _display_xy(self, pos: QPointF) -> tuple[float, float]:
+        """Qt widget position (origin top left) to VTK display pixels (origin bottom left)."""
+        scale = float(self._getPixelRatio())  # type: ignore[no-untyped-call]
+        return pos.x() * scale, (self.height() - pos.y() - 1) * scale
+
+    def _world_at(self, pos: QPointF) -> np.ndarray | None:
+        return self.view.display_to_world(*self._display_xy(pos))
+
+    def render_view(self) -> None:
+        """Redraw now (the pipeline is lazy: only a render pulls new data through it)."""
+        if self.isVisible():
+            self.GetRenderWindow().Render()  # type: ignore[no-untyped-call]
+
+    def capture(self) -> np.ndarray:
+        """The rendered view as an RGB array ``(height, width, 3)``, row 0 at the top."""
+        window = self.GetRenderWindow()  # type: ignore[no-untyped-call]
+        window.Render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(window)
+        grab.ReadFrontBufferOff()
+        grab.SetInputBufferTypeToRGB()
+        grab.Update()
+        image = grab.GetOutput()
+        w, h, _ = image.GetDimensions()
+        flat = vtk_to_numpy(image.GetPointData().GetScalars())  # type: ignore[no-untyped-call]
+        pixels = flat.reshape(h, w, -1)[:, :, :3]
+        return np.ascontiguousarray(pixels[::-1])
+
+    # -- events ----------------------------------------------------------------------------
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        self.setFocus()
+        button = ev.button()
+        self._drag = (button, ev.position(), self.view.window_level)
+        if button == Qt.MouseButton.LeftButton:
+            world = self._world_at(ev.position())
+            if world is not None:
+                self.crosshairRequested.emit(world)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        self._drag = None
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        pos = ev.position()
+        world = self._world_at(pos)
+        self.hovered.emit(world)
+        if self._drag is None:
+            return
+        button, start, (width, level) = self._drag
+        dx, dy = pos.x() - start.x(), pos.y() - start.y()
+        if button == Qt.MouseButton.LeftButton and world is not None:
+            self.crosshairRequested.emit(world)
+        elif button == Qt.MouseButton.RightButton:
+            # Drag right widens the window, drag up raises the level (as in most viewers).
+            self.windowLevelRequested.emit(max(1.0, width * (1 + dx / 200)), level - dy * width
+                                           / 400)
+        elif button == Qt.MouseButton.MiddleButton:
+            self._pan_by(dx, dy)
+            self._drag = (button, pos, (width, level))
+
+    def _pan_by(self, dx: float, dy: float) -> None:
+        cam = self.view.renderer.GetActiveCamera()
+        mm_per_px = 2 * cam.GetParallelScale() / max(1, self.height())
+        px, py = self.view.pan
+        self.view.pan = (px - dx * mm_per_px, py + dy * mm_per_px)
+        self.render_view()
+
+    def leaveEvent(self, ev: Any) -> None:
+        self.hovered.emit(None)
+        super().leaveEvent(ev)  # type: ignore[no-untyped-call]
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:
+        notches = ev.angleDelta().y() / 120
+        if not notches:
+            return
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.view.zoom = float(np.clip(self.view.zoom * 1.15**notches, 0.2, 20.0))
+            self.render_view()
+            return
+        self.step(int(np.sign(notches) * max(1, round(abs(notches)))))
+
+    def step(self, up: int) -> None:
+        """Move ``up`` slices in the wheel-up direction (negative: down)."""
+        world = self.view.step_world(up * _UP_STEP[self.view.orientation])
+        if world is not None:
+            self.crosshairRequested.emit(world)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:
+        steps: dict[int, int] = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_PageUp: 10,
+                 Qt.Key.Key_PageDown: -10, Qt.Key.Key_Right: 1, Qt.Key.Key_Left: -1}
+        if ev.key() in steps:
+            self.step(steps[ev.key()])
+        elif ev.key() == Qt.Key.Key_R:
+            self.view.zoom, self.view.pan = 1.0, (0.0, 0.0)
+            self.render_view()
+        else:
+            ev.ignore()

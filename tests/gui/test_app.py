@@ -1,0 +1,109 @@
+"""The application entry point and background loading: real data, errors, cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from medseg_gui.core.progress import check
+from medseg_gui.io.errors import LoadError
+from medseg_gui.rendering.slicing import Orientation
+from medseg_gui.ui.app import main
+from medseg_gui.ui.main_window import MainWindow
+from tests.gui.conftest import LEFT, marker_volume
+
+pytestmark = pytest.mark.gui
+
+
+def image_array(path) -> np.ndarray:  # type: ignore[no-untyped-def]
+    img = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
+    assert not img.isNull()
+    arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes())
+    return arr.reshape(img.height(), img.bytesPerLine())[:, : 3 * img.width()].reshape(
+        img.height(), img.width(), 3)
+
+
+def test_screenshot_of_real_ct(qapp, shared_data, tmp_path):  # type: ignore[no-untyped-def]
+    case = shared_data / "ibsi_sts" / "nifti" / "STS_008"
+    out = tmp_path / "shot.png"
+    rc = main([str(case / "CT_image.nii.gz"), "--labels", str(case / "CT_mask.nii.gz"),
+               "--screenshot", str(out), "--size", "1000x800"])
+    assert rc == 0
+    rgb = image_array(out)
+    assert rgb.shape[:2] == (800, 1000)
+    h, w = rgb.shape[:2]
+    # All three slice views show anatomy (grey levels) and the orange overlay.
+    for quad in (rgb[: h // 2, : w // 2], rgb[: h // 2, w // 2:], rgb[h // 2:, : w // 2]):
+        grey = (quad.min(axis=-1) > 60) & (np.ptp(quad, axis=-1) < 10)
+        orange = (quad[..., 0] > 150) & (quad[..., 2] < 100) & (quad[..., 1] > 80)
+        assert grey.mean() > 0.1 and orange.sum() > 100
+
+
+def test_missing_path_exits_nonzero_without_dialog(qapp, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    out = tmp_path / "shot.png"
+    rc = main([str(tmp_path / "nope"), "--screenshot", str(out)])
+    assert rc == 1
+    assert "no such file" in capsys.readouterr().err
+    assert out.is_file()  # the (empty) window is still saved
+
+
+def test_load_error_shows_a_message_box(qtbot, monkeypatch):  # type: ignore[no-untyped-def]
+    shown = []
+    monkeypatch.setattr("medseg_gui.ui.main_window.QMessageBox.warning",
+                        lambda parent, title, text: shown.append(text))
+
+    def bad_loader(path, progress):  # type: ignore[no-untyped-def]
+        raise LoadError(path, "not a DICOM file")
+
+    w = MainWindow(loader=bad_loader)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loadFailed, timeout=5000):
+        w.open_path("/x/broken.dcm")
+    assert shown == ["/x/broken.dcm: not a DICOM file"]
+    assert w.volume is None and not w.loading
+
+
+def test_loading_runs_off_the_gui_thread_and_can_be_cancelled(qtbot):  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    threads = []
+    release = threading.Event()
+
+    def slow_loader(path, progress):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        for n in range(200):
+            check(progress, n / 200, "reading")
+            release.wait(0.01)
+        return marker_volume("lps-iso", LEFT)
+
+    w = MainWindow(loader=slow_loader, dialogs=False)
+    qtbot.addWidget(w)
+    w.open_path("slow")
+    assert w.loading
+    time.sleep(0.05)
+    qtbot.wait(50)  # the GUI thread keeps running while the loader works
+    w.cancel_loading()
+    qtbot.waitUntil(lambda: not w.loading, timeout=5000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert w.volume is None
+
+    with qtbot.waitSignal(w.studyLoaded, timeout=10000):
+        w.open_path("slow again")
+    assert w.volume is not None
+    assert w.views[Orientation.AXIAL].view.layout is not None
+
+
+def test_open_labels_overlays_in_background(qtbot):  # type: ignore[no-untyped-def]
+    from medseg_gui.core.volume import Volume
+
+    volume = marker_volume("lps-iso", LEFT)
+    labels = Volume((volume.array > 0).astype(np.int16), volume.geometry)
+    w = MainWindow(loader=lambda path, progress: labels, dialogs=False)
+    qtbot.addWidget(w)
+    w.set_volume(volume)
+    w.open_labels("mask.nii.gz")
+    qtbot.waitUntil(lambda: w.segmentation is not None, timeout=5000)
+    assert [s.label for s in w.segmentation.segments] == [1]
+    assert "label 1" in w.readout_text(LEFT)

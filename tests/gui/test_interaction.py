@@ -1,0 +1,90 @@
+"""Scrolling, clicking, window/level and the status readout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from medseg_gui.rendering.slicing import Orientation
+from tests.gui.conftest import LEFT, centroid, marker_volume, white
+
+pytestmark = pytest.mark.gui
+
+
+def wheel(widget, notches: int) -> None:  # type: ignore[no-untyped-def]
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * notches),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_wheel_and_arrows_change_the_slice(window, qtbot):  # type: ignore[no-untyped-def]
+    window.set_volume(marker_volume("ras-thick", LEFT))
+    axial = window.views[Orientation.AXIAL]
+    before, z_before = axial.view.slice_index, window.crosshair[2]
+    wheel(axial, 1)
+    assert axial.view.slice_index != before
+    assert window.crosshair[2] > z_before  # wheel up goes towards the head
+    wheel(axial, -1)
+    assert axial.view.slice_index == before
+    qtbot.keyClick(axial, Qt.Key.Key_Up)
+    assert window.crosshair[2] > z_before
+    qtbot.keyClick(axial, Qt.Key.Key_Down)
+    assert axial.view.slice_index == before
+    # The other views keep their slices: scrolling moves along the axial normal only.
+    for _ in range(100):
+        wheel(axial, 1)
+    assert axial.view.slice_index in (0, axial.view.layout.n_slices - 1)
+
+
+def test_click_moves_the_crosshair_in_all_views(window, qtbot):  # type: ignore[no-untyped-def]
+    window.set_volume(marker_volume("sagittal-acq", LEFT))
+    window.set_crosshair((0.0, 0.0, 0.0))
+    sagittal = window.views[Orientation.SAGITTAL]
+    assert white(sagittal.capture()).sum() == 0  # the midline slice misses the marker
+    axial = window.views[Orientation.AXIAL]
+    x, y = centroid(white(axial.capture()))
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+    np.testing.assert_allclose(window.crosshair[:2], LEFT[:2], atol=1.5)
+    assert white(sagittal.capture()).sum() > 20  # the sagittal view followed to the marker
+    coronal = window.views[Orientation.CORONAL]
+    assert white(coronal.capture()).sum() > 20
+    assert "HU 1000" in window.readout.text()
+
+
+def test_display_and_world_round_trip(window):  # type: ignore[no-untyped-def]
+    window.set_volume(marker_volume("flipped-xy", LEFT))
+    for widget in window.views.values():
+        widget.capture()
+        world = np.array([3.0, -4.0, 5.0])
+        window.set_crosshair(world)
+        xy = widget.view.world_to_display(world)
+        back = widget.view.display_to_world(*xy)
+        in_plane = widget.view.layout.rotation[:, :2]
+        np.testing.assert_allclose(back @ in_plane, world @ in_plane, atol=1e-6)
+
+
+def test_presets_and_readout(window):  # type: ignore[no-untyped-def]
+    names = {p.name.lower() for p in window.presets}
+    assert {"lung", "mediastinum", "soft tissue", "bone", "brain", "liver"} <= names
+    window.set_volume(marker_volume("lps-iso", LEFT))
+    window.apply_preset("Lung")
+    assert window.views[Orientation.CORONAL].view.window_level == (1500.0, -600.0)
+    text = window.readout_text(LEFT)
+    assert text.startswith("HU 1000") and "voxel (i" in text and "LPS (12.0, 0.0, 0.0)" in text
+    assert window.readout_text((500.0, 0.0, 0.0)).startswith("outside")
+
+
+def test_right_drag_changes_window(window, qtbot):  # type: ignore[no-untyped-def]
+    window.set_volume(marker_volume("lps-iso", LEFT))
+    axial = window.views[Orientation.AXIAL]
+    w0, _ = axial.view.window_level
+    centre = QPoint(axial.width() // 2, axial.height() // 2)
+    qtbot.mousePress(axial, Qt.MouseButton.RightButton, pos=centre)
+    qtbot.mouseMove(axial, centre + QPoint(60, 0))
+    qtbot.mouseRelease(axial, Qt.MouseButton.RightButton, pos=centre + QPoint(60, 0))
+    assert window.views[Orientation.SAGITTAL].view.window_level[0] > w0
