@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each feature registers its own commands; their heavy imports happen inside the handlers.
     from medseg_gui.io import export_commands
+    from medseg_gui.training import queue_commands
 
     export_commands.add_commands(sub)
+    queue_commands.add_commands(sub)
     return parser
 
 
