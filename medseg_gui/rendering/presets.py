@@ -59,3 +59,26 @@ def auto_window(array: npt.NDArray[Any], modality: str = "") -> WindowLevel:
     if hi <= lo:
         hi = lo + 1.0
     return WindowLevel("Auto", hi - lo, (hi + lo) / 2)
+
+
+def histogram_window(array: npt.NDArray[Any], low_pct: float = 2.0,
+                     high_pct: float = 98.0) -> WindowLevel:
+    """A window spanning the ``low_pct``..``high_pct`` percentiles of the image's histogram.
+
+    Unlike :func:`auto_window` this looks at the data for CT too. Padding (the minimum value,
+    often -1024 or -2000 outside the scan circle) and, for HU-like data, air below -900 are left
+    out so the window covers the patient rather than the background.
+    """
+    sample = np.asarray(array).reshape(-1)[:: max(1, array.size // 500_000)].astype(np.float64)
+    if sample.size == 0:
+        return WindowLevel("Auto (histogram)", 1.0, 0.0)
+    sample = sample[sample > sample.min()] if np.ptp(sample) > 0 else sample
+    if sample.size and float(np.min(array)) <= -900:
+        body = sample[sample > -900]
+        sample = body if body.size > 100 else sample
+    if sample.size == 0:
+        return WindowLevel("Auto (histogram)", 1.0, float(np.min(array)))
+    lo, hi = (float(v) for v in np.percentile(sample, [low_pct, high_pct]))
+    if hi <= lo:
+        hi = lo + 1.0
+    return WindowLevel("Auto (histogram)", hi - lo, (hi + lo) / 2)

@@ -10,6 +10,7 @@ camera looks down ``-Z`` with ``+Y`` up, so the radiological convention comes fr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,10 @@ from vtkmodules.vtkRenderingCore import (
 )
 
 from medseg_gui.core.geometry import Geometry
-from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.rendering.imagedata import to_vtk_image
+from medseg_gui.rendering.label_outline import LabelOutline
 from medseg_gui.rendering.overlay import label_lookup_table
 from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
 
@@ -82,7 +84,11 @@ class SliceView:
         self._label_reslice = self._make_reslice(linear=False)
         self._label_colors = vtkImageMapToColors()
         self._label_colors.SetOutputFormatToRGBA()
-        self._label_colors.SetInputConnection(self._label_reslice.GetOutputPort())
+        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice.
+        self._label_outline = LabelOutline()
+        self._label_outline.SetInputConnection(self._label_reslice.GetOutputPort())
+        self._label_colors.SetInputConnection(self._label_outline.GetOutputPort())
+        self.label_opacity = 0.45
         self._labels = vtkImageActor()
         self._labels.GetMapper().SetInputConnection(self._label_colors.GetOutputPort())
         self._labels.GetMapper().BorderOn()
@@ -163,8 +169,12 @@ class SliceView:
         self._cross.VisibilityOn()
         self.set_crosshair(volume_center(volume.geometry))
 
-    def set_labels(self, segmentation: Segmentation | None, opacity: float = 0.45) -> None:
-        """Overlay a label map (on any grid) or remove it with ``None``."""
+    def set_labels(self, segmentation: Segmentation | None,
+                   opacity: float | None = None) -> None:
+        """Overlay a label map (on any grid) or remove it with ``None``.
+
+        ``opacity`` defaults to :attr:`label_opacity` (see :meth:`set_label_style`).
+        """
         if segmentation is None or self.volume is None:
             self._labels_geometry = None
             self._labels.VisibilityOff()
@@ -175,9 +185,19 @@ class SliceView:
         max_label = max([int(segmentation.labelmap.max())] + [s.label for s in
                                                              segmentation.segments])
         self._label_colors.SetLookupTable(label_lookup_table(segmentation.segments, max_label))
-        self._labels.GetProperty().SetOpacity(opacity)
+        self._labels.GetProperty().SetOpacity(self.label_opacity if opacity is None else opacity)
         self._labels.VisibilityOn()
         self._update_slice()
+
+    def set_label_style(self, opacity: float, outline: bool) -> None:
+        """Overlay opacity (0..1) for every segment, and fill (False) or outline (True)."""
+        self.label_opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._labels.GetProperty().SetOpacity(self.label_opacity)
+        self._label_outline.set_outline(outline)
+
+    @property
+    def label_outline(self) -> bool:
+        return bool(self._label_outline.outline)
 
     def set_window_level(self, width: float, level: float) -> None:
         prop = self._image.GetProperty()
@@ -282,6 +302,26 @@ class SliceView:
         self.renderer.WorldToDisplay()
         dx, dy, _ = self.renderer.GetDisplayPoint()
         return float(dx), float(dy)
+
+    # -- editing feedback (used by the editing tools) ------------------------------------------
+    def labels_modified(self) -> None:
+        """The label map was edited in place: the next render reslices it again.
+
+        The label image shares the label map's buffer, so marking it modified is all it takes;
+        only the current slice is resliced and re-uploaded.
+        """
+        image = self._label_reslice.GetInput()
+        if image is not None and self._labels_geometry is not None:
+            image.Modified()
+
+    def set_label_colors(self, segments: list[Segment], hidden: Iterable[int] = ()) -> None:
+        """New segment colours (and hidden labels) without touching the label image."""
+        if self._labels_geometry is None:
+            return
+        lut = self._label_colors.GetLookupTable()
+        n = lut.GetNumberOfTableValues() - 1 if lut is not None else 0
+        max_label = max([n] + [s.label for s in segments])
+        self._label_colors.SetLookupTable(label_lookup_table(segments, max_label, hidden))
 
 
 def volume_center(geometry: Geometry) -> npt.NDArray[np.float64]:

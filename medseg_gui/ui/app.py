@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from medseg_gui.resources import DEMO_MASK, DEMO_STUDY
 from medseg_gui.ui.main_window import MainWindow
+from medseg_gui.ui.settings import app_settings
 
 # How long --screenshot waits for loading before giving up (seconds).
 SCREENSHOT_TIMEOUT_S = 300
@@ -24,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="a label image (.nii.gz, .nrrd, ...) to overlay")
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render, save the whole window to OUT.png and exit")
-    p.add_argument("--size", default="1280x960", help="window size WIDTHxHEIGHT")
+    p.add_argument("--size", default=None,
+                   help="window size WIDTHxHEIGHT (default: as last time, or 1280x960)")
     return p
 
 
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
+        width, height = (int(v) for v in (args.size or "1280x960").lower().split("x"))
     except ValueError:
         print(f"medseg-gui: --size must look like 1280x960, got {args.size!r}", file=sys.stderr)
         return 2
@@ -48,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop = QEventLoop() if existing is not None else app
     headless = args.screenshot is not None
     window = MainWindow(dialogs=not headless)
-    window.resize(width, height)
+    if args.size or headless or not app_settings().contains("window/geometry"):
+        window.resize(width, height)
     window.show()
 
     path, labels = args.path, args.labels

@@ -12,19 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, QThreadPool, Signal
+from PySide6.QtCore import QPoint, QThreadPool, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
-    QGridLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QToolButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from medseg_gui.core.progress import Progress, scaled
@@ -34,7 +30,11 @@ from medseg_gui.rendering.overlay import segmentation_from_labels
 from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import volume_center
 from medseg_gui.rendering.slicing import Orientation, probe
+from medseg_gui.ui.layouts import ViewLayout
 from medseg_gui.ui.slice_widget import SliceViewWidget
+from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, series_work
+from medseg_gui.ui.view3d import View3DPanel
+from medseg_gui.ui.viewer_setup import install_viewer_options
 from medseg_gui.ui.workers import Task
 
 Loader = Callable[..., Volume]
@@ -83,6 +83,10 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
+        self._build_editing()
+        self.browser = install_study_browser(self, self.open_series, self.open_path,
+                                             self.show_error)
+        install_viewer_options(self)  # layouts, overlay style, auto window, saved geometry
         for widget in self.views.values():
             widget.crosshairRequested.connect(self.set_crosshair)
             widget.hovered.connect(self._show_readout)
@@ -97,26 +101,11 @@ class MainWindow(QMainWindow):
             return []
 
     def _build_layout(self) -> None:
-        grid = QGridLayout()
-        grid.setContentsMargins(2, 2, 2, 2)
-        grid.setSpacing(2)
-        placeholder = QLabel("3D")
-        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        placeholder.setStyleSheet("background: #101010; color: #808080; font-size: 20px;")
-        panels = [self.views[Orientation.AXIAL], self.views[Orientation.CORONAL],
-                  self.views[Orientation.SAGITTAL], placeholder]
-        self.panel_3d = placeholder
-        for n, panel in enumerate(panels):
-            frame = QFrame()
-            frame.setFrameShape(QFrame.Shape.Box)
-            frame.setStyleSheet("QFrame { border: 1px solid #404040; background: black; }")
-            box = QVBoxLayout(frame)
-            box.setContentsMargins(1, 1, 1, 1)
-            box.addWidget(panel)
-            grid.addWidget(frame, n // 2, n % 2)
-        central = QWidget()
-        central.setLayout(grid)
-        self.setCentralWidget(central)
+        self.view3d = self.panel_3d = View3DPanel()
+        self.view_layout = ViewLayout([self.views[Orientation.AXIAL],
+                                       self.views[Orientation.CORONAL],
+                                       self.views[Orientation.SAGITTAL], self.view3d])
+        self.setCentralWidget(self.view_layout)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -160,11 +149,34 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(overlay)
 
+    def _build_editing(self) -> None:
+        """Editing tools, segment list, Edit/Tools menus, crash recovery (ui/tool_panel.py)."""
+        from medseg_gui.ui.tool_panel import install_editing
+
+        (self.editing, self.edit_actions, self.tool_panel, self.segment_panel,
+         self.recovery) = install_editing(self)
+
+    def recover_session(self, folder: str | Path) -> bool:
+        """Restore an unfinished editing session's label map onto the loaded study."""
+        return self.recovery.recover_session(folder)
+
+    def confirm_replace_edits(self, force: bool = False) -> bool:
+        """Whether the edited segmentation may be replaced: asks (False headless unless
+        ``force``), so that the AI or loading labels never silently replace corrections."""
+        from medseg_gui.ui.recovery import confirm_replace
+
+        return confirm_replace(self, force)
+
     # -- loading ---------------------------------------------------------------------------
     def open_path(self, path: str | Path, labels: str | Path | None = None) -> None:
-        """Load a study (and optionally a label image) in the background, then show it."""
-        if self._task is not None:
-            self._task.cancel()
+        """Load a study (and optionally a label image) in the background, then show it.
+
+        A folder (with the default loader) is indexed by the study browser first, which then
+        loads its largest image series.
+        """
+        if self._loader is _default_loader and Path(path).is_dir():
+            self.browser.open_folder(path, auto_load=True, labels=labels)
+            return
         loader = self._loader
 
         def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
@@ -174,6 +186,16 @@ class MainWindow(QMainWindow):
                 seg = segmentation_from_labels(loader(labels, scaled(progress, 0.9, 1.0)))
             return volume, seg
 
+        self._start_load(work, str(path))
+
+    def open_series(self, entry: SeriesEntry, labels: str | Path | None = None) -> None:
+        """Load one series of the study browser's index in the background."""
+        root = self.browser.index.root if self.browser.index is not None else None
+        self._start_load(series_work(entry, labels, source=root), entry.label)
+
+    def _start_load(self, work: Callable[[Progress], Any], what: str) -> None:
+        if self._task is not None:
+            self._task.cancel()
         task = Task(work)
         task.signals.progress.connect(self._on_progress)
         task.signals.finished.connect(self._on_loaded)
@@ -183,7 +205,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.progress_bar.show()
         self.cancel_button.show()
-        self.statusBar().showMessage(f"Loading {path} ...")
+        self.statusBar().showMessage(f"Loading {what} ...")
         QThreadPool.globalInstance().start(task)
 
     def open_labels(self, path: str | Path) -> None:
@@ -258,6 +280,8 @@ class MainWindow(QMainWindow):
             widget.view.set_volume(volume)
             widget.view.set_labels(None)
         self.segmentation = None
+        self.editing.set_segmentation(None)
+        self.view3d.set_volume(volume)
         info = volume.info
         title = " - ".join(x for x in (info.patient_name or info.patient_id,
                                        info.series_description) if x)
@@ -266,12 +290,22 @@ class MainWindow(QMainWindow):
         self.set_window_level(wl.width, wl.level)
         self.set_crosshair(volume_center(volume.geometry))
 
-    def set_segmentation(self, segmentation: Segmentation | None) -> None:
-        """Overlay a label map (any grid: it is resliced on its own geometry)."""
+    def set_segmentation(self, segmentation: Segmentation | None, force: bool = False) -> bool:
+        """Overlay a label map (any grid: it is resliced on its own geometry) and edit it.
+
+        Returns False (and keeps the current one) when it holds edits and
+        :meth:`confirm_replace_edits` says no.
+        """
+        if segmentation is not self.segmentation and not self.confirm_replace_edits(force):
+            self.statusBar().showMessage("Kept the edited segmentation", 10000)
+            return False
         self.segmentation = segmentation
+        self.editing.set_segmentation(segmentation)
         for widget in self.views.values():
             widget.view.set_labels(segmentation)
+        self.view3d.set_segmentation(segmentation)
         self.render_all()
+        return True
 
     def set_labels_visible(self, visible: bool) -> None:
         for widget in self.views.values():
@@ -283,6 +317,7 @@ class MainWindow(QMainWindow):
         self.crosshair = np.asarray(world, dtype=np.float64)
         for widget in self.views.values():
             widget.view.set_crosshair(self.crosshair)
+        self.view3d.set_crosshair(self.crosshair)
         self._show_readout(self.crosshair)
         self.render_all()
 
@@ -332,9 +367,7 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def _ask_open_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
-        if path:
-            self.open_path(path)
+        self.browser.ask_open_folder()
 
     def _ask_open_labels(self) -> None:
         if self.volume is None:
@@ -359,7 +392,7 @@ class MainWindow(QMainWindow):
         pixmap = self.grab()
         painter = QPainter(pixmap)
         ratio = pixmap.devicePixelRatio()
-        for widget in self.views.values():
+        for widget in [*self.views.values(), self.view3d.vtk]:
             if not widget.isVisible():
                 continue
             rgb = widget.capture()

@@ -7,7 +7,7 @@ VTK's own interactor styles are not used: they would rotate a 2D slice like a 3D
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import PySide6.QtCore  # noqa: F401  (import PySide6 before vtkmodules.qt picks a binding)
@@ -33,6 +33,18 @@ from medseg_gui.rendering.slicing import Orientation  # noqa: E402
 _UP_STEP = {Orientation.AXIAL: -1, Orientation.CORONAL: 1, Orientation.SAGITTAL: 1}
 
 
+class ToolHandler(Protocol):
+    """The editing tools (see :mod:`medseg_gui.ui.editing_tools`): each returns True when it
+    handled the event, so the navigation below does not run."""
+
+    def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool: ...
+    def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool: ...
+    def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool: ...
+    def wheel(self, widget: SliceViewWidget, ev: QWheelEvent) -> bool: ...
+    def key(self, widget: SliceViewWidget, ev: QKeyEvent) -> bool: ...
+    def leave(self, widget: SliceViewWidget) -> None: ...
+
+
 class SliceViewWidget(QVTKRenderWindowInteractor):
     """Shows one orientation; emits requests, never changes the shared state itself.
 
@@ -54,9 +66,14 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
         super().__init__(parent)  # type: ignore[no-untyped-call]
         self.view = SliceView(orientation)
         self.GetRenderWindow().AddRenderer(self.view.renderer)  # type: ignore[no-untyped-call]
+        # No multisampling: a 2D slice gains nothing from it, and on software OpenGL it doubles
+        # the cost of every frame (the brush must follow the mouse within a frame).
+        self.GetRenderWindow().SetMultiSamples(0)  # type: ignore[no-untyped-call]
         self._Iren.SetInteractorStyle(vtkInteractorStyleUser())
         self._Iren.Initialize()
         self._drag: tuple[Qt.MouseButton, QPointF, tuple[float, float]] | None = None
+        self.tool: ToolHandler | None = None
+        self.setMouseTracking(True)  # the brush cursor follows the mouse without a button
         self.setMinimumSize(160, 160)
 
     # -- helpers -------------------------------------------------------------------------
@@ -65,7 +82,8 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
         scale = float(self._getPixelRatio())  # type: ignore[no-untyped-call]
         return pos.x() * scale, (self.height() - pos.y() - 1) * scale
 
-    def _world_at(self, pos: QPointF) -> np.ndarray | None:
+    def world_at(self, pos: QPointF) -> np.ndarray | None:
+        """The LPS point on the current slice under a widget position (``None``: no study)."""
         return self.view.display_to_world(*self._display_xy(pos))
 
     def render_view(self) -> None:
@@ -91,20 +109,26 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
     # -- events ----------------------------------------------------------------------------
     def mousePressEvent(self, ev: QMouseEvent) -> None:
         self.setFocus()
+        if self.tool is not None and self.tool.press(self, ev):
+            return
         button = ev.button()
         self._drag = (button, ev.position(), self.view.window_level)
         if button == Qt.MouseButton.LeftButton:
-            world = self._world_at(ev.position())
+            world = self.world_at(ev.position())
             if world is not None:
                 self.crosshairRequested.emit(world)
 
     def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
         self._drag = None
+        if self.tool is not None:
+            self.tool.release(self, ev)
 
     def mouseMoveEvent(self, ev: QMouseEvent) -> None:
         pos = ev.position()
-        world = self._world_at(pos)
+        world = self.world_at(pos)
         self.hovered.emit(world)
+        if self.tool is not None and self.tool.move(self, ev):
+            return
         if self._drag is None:
             return
         button, start, (width, level) = self._drag
@@ -128,10 +152,14 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
 
     def leaveEvent(self, ev: Any) -> None:
         self.hovered.emit(None)
+        if self.tool is not None:
+            self.tool.leave(self)
         super().leaveEvent(ev)  # type: ignore[no-untyped-call]
 
     def wheelEvent(self, ev: QWheelEvent) -> None:
         notches = ev.angleDelta().y() / 120
+        if self.tool is not None and self.tool.wheel(self, ev):
+            return
         if not notches:
             return
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -147,6 +175,8 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
             self.crosshairRequested.emit(world)
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:
+        if self.tool is not None and self.tool.key(self, ev):
+            return
         steps: dict[int, int] = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_PageUp: 10,
                  Qt.Key.Key_PageDown: -10, Qt.Key.Key_Right: 1, Qt.Key.Key_Left: -1}
         if ev.key() in steps:

@@ -1,0 +1,394 @@
+"""The editing tools in the slice views: turns mouse events into :class:`SegmentEditor` calls.
+
+Qt-free logic lives in :mod:`medseg_gui.editing`; this controller only maps a mouse position
+through the view to a continuous ``(i, j, k)`` index of the label map, picks the view's axis
+for a 2D brush, and redraws what changed. After a stamp only the views whose current slice
+crosses the changed box are redrawn: the painted view at once (in the mouse handler, so the
+overlay is on screen when the event returns), the others on a short timer. The label image
+shares the label map's buffer, so a redraw reslices one slice and re-uploads only that.
+
+One :class:`SegmentEditor` (with its undo history and crash journal) lives per segmentation;
+:meth:`EditingController.set_segmentation` starts a new session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+
+from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.editing import BrushSettings, BrushShape, Edit, SegmentEditor, ViewAxis
+from medseg_gui.editing.base import Change, Region
+from medseg_gui.rendering.edit_feedback import region_on_slice, view_axis_of
+from medseg_gui.ui.brush_cursors import BrushCursors
+from medseg_gui.ui.recovery import start_journal
+from medseg_gui.ui.region_tools import RegionTools
+
+if TYPE_CHECKING:
+    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.slice_widget import SliceViewWidget
+
+MIN_BRUSH_MM, MAX_BRUSH_MM = 0.5, 200.0
+# Views other than the painted one follow at most this often while painting (ms).
+OTHER_VIEWS_MS = 40
+# Volumes, the 3D view and other slow followers update this long after the last edit (ms).
+DEBOUNCE_MS = 400
+
+
+class Tool(StrEnum):
+    """What a left click or drag does in a slice view."""
+
+    NAVIGATE = "navigate"  # move the crosshair
+    PAINT = "paint"
+    ERASE = "erase"
+    FILL = "fill"  # region grow from the clicked voxel
+    SCISSORS = "scissors"  # lasso through the slice (disc) or the volume (sphere)
+
+
+BRUSH_TOOLS = (Tool.PAINT, Tool.ERASE)
+
+
+class EditingController(QObject):
+    """Tool state and the mouse-to-editor glue for every slice view of a :class:`MainWindow`.
+
+    Signals
+    -------
+    toolChanged(str)
+        The new :class:`Tool` value.
+    brushChanged()
+        Size, shape or constraint changed.
+    edited(object, bool)
+        An :class:`Edit` was committed (``bool``: it was an undo), for volumes and the 3D view.
+    tableChanged()
+        The segment table (names, colours, rows) or the active segment changed.
+    sessionChanged()
+        A new segmentation (or none) is being edited.
+    """
+
+    toolChanged = Signal(str)
+    brushChanged = Signal()
+    edited = Signal(object, bool)
+    tableChanged = Signal()
+    sessionChanged = Signal()
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.editor: SegmentEditor | None = None
+        self.tool = Tool.NAVIGATE
+        self.brush = BrushSettings(diameter_mm=10.0, shape=BrushShape.DISC)
+        self.hidden: set[int] = set()
+        self.unsaved = False  # edits (or recovered edits) not yet exported
+        self._painting: SliceViewWidget | None = None
+        self._dirty: set[SliceViewWidget] = set()
+        self.cursors = BrushCursors(window.views)
+        self.regions = RegionTools(self)  # fill and scissors
+        for widget in window.views.values():
+            widget.tool = self
+        self._others = QTimer(self, singleShot=True, interval=OTHER_VIEWS_MS)
+        self._others.timeout.connect(self.flush)
+        self._slow = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._slow.timeout.connect(self._notify_slow_followers)
+        window.installEventFilter(self)
+
+    # -- session -------------------------------------------------------------------------------
+    @property
+    def segmentation(self) -> Segmentation | None:
+        return self.editor.segmentation if self.editor is not None else None
+
+    @property
+    def has_edits(self) -> bool:
+        """Whether the current session changed anything (the AI must not silently replace it)."""
+        return self.editor is not None and (self.unsaved or bool(self.editor.intervals))
+
+    def set_segmentation(self, seg: Segmentation | None) -> None:
+        """Start editing ``seg`` (called by the main window), ending the previous session."""
+        if self.editor is not None and seg is self.editor.segmentation:
+            return
+        self.close_session()
+        self.hidden.clear()
+        self.unsaved = False
+        if seg is not None:
+            vol = self.window.volume
+            image = vol.array if vol is not None and vol.geometry.same_grid(seg.geometry) \
+                else None
+            journal = start_journal(vol, seg)
+            if journal is None:
+                self.window.statusBar().showMessage("Edits cannot be journaled: no recovery")
+            self.editor = SegmentEditor(seg, image, journal=journal, draft=seg.labelmap.copy())
+            self.editor.add_listener(self._on_region)
+        self.sessionChanged.emit()
+        self.tableChanged.emit()
+
+    def close_session(self) -> None:
+        """Finish the current session; its journal stays recoverable if it holds edits."""
+        editor, self.editor = self.editor, None
+        if editor is None:
+            return
+        if editor.stroking:
+            editor.end_stroke()
+        if editor.journal is not None:
+            # Edits not yet exported stay offered for recovery at the next start.
+            editor.journal.close(clean=not (self.unsaved or editor.intervals))
+            editor.journal = None
+
+    def ensure_segment(self, name: str = "") -> SegmentEditor | None:
+        """The editor, creating an empty segmentation and a first segment when needed."""
+        if self.editor is None:
+            vol = self.window.volume
+            if vol is None:
+                return None
+            self.window.set_segmentation(Segmentation.empty(vol.geometry), force=True)
+        if self.editor is not None and self.editor.active_label is None:
+            self.add_segment(name)
+        return self.editor
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.close_session()
+        return False
+
+    # -- tool and brush state ----------------------------------------------------------------
+    def set_tool(self, tool: Tool | str) -> None:
+        self.cancel()
+        self.tool = Tool(tool)
+        if self.tool not in BRUSH_TOOLS:
+            self.cursors.hide()
+        self._style_cursors()
+        self.toolChanged.emit(self.tool.value)
+
+    def set_brush(self, **changes: Any) -> None:
+        """Change brush fields (``diameter_mm``, ``shape``, ``constraint``)."""
+        if "diameter_mm" in changes:
+            d = float(np.clip(changes["diameter_mm"], MIN_BRUSH_MM, MAX_BRUSH_MM))
+            changes["diameter_mm"] = round(d, 1)
+        self.brush = dataclasses.replace(self.brush, **changes)
+        self._style_cursors()
+        self.brushChanged.emit()
+
+    def scale_brush(self, steps: float) -> None:
+        """Grow (positive) or shrink the brush by 20 % per step ([ and ], shift+wheel)."""
+        self.set_brush(diameter_mm=self.brush.diameter_mm * 1.2 ** steps)
+
+    def toggle_shape(self) -> None:
+        """Switch between the 2D disc and the 3D sphere."""
+        sphere = self.brush.shape is BrushShape.DISC
+        self.set_brush(shape=BrushShape.SPHERE if sphere else BrushShape.DISC)
+
+    def set_active(self, label: int) -> None:
+        if self.editor is not None and any(s.label == label for s in
+                                           self.editor.segmentation.segments):
+            self.editor.active_label = label
+            self._style_cursors()
+            self.tableChanged.emit()
+
+    # -- segment table (undoable through the editor) -------------------------------------------
+    def add_segment(self, name: str = "") -> int | None:
+        """Add an empty segment and make it active (creating the segmentation if needed)."""
+        if self.editor is None:
+            self.ensure_segment(name)
+            return None if self.editor is None else self.editor.active_label
+        row = self.editor.add_segment(name)
+        self._committed(None)
+        return row.label
+
+    def apply(self, change: Change) -> Edit | None:
+        """Commit a tool's change as one undo step and redraw."""
+        if self.editor is None or self.regions.busy:
+            return None
+        edit = self.editor.apply(change)
+        self._committed(edit)
+        return edit
+
+    def delete_segment(self, label: int) -> None:
+        if self.editor is not None:
+            self.hidden.discard(label)
+            self._committed(self.editor.delete_segment(label))
+
+    def undo(self) -> Edit | None:
+        return self._history_step(undo=True)
+
+    def redo(self) -> Edit | None:
+        return self._history_step(undo=False)
+
+    def _history_step(self, *, undo: bool) -> Edit | None:
+        if self.editor is None or self.regions.busy:
+            return None
+        self._painting = None
+        edit = self.editor.undo() if undo else self.editor.redo()
+        if edit is not None:
+            self.flush()
+            self.edited.emit(edit, undo)
+            self._after_commit()
+        return edit
+
+    def _committed(self, edit: Edit | None) -> None:
+        self.flush()
+        if edit is not None:
+            self.edited.emit(edit, False)
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        self._style_cursors()
+        self.tableChanged.emit()
+        self._slow.start()
+
+    def set_visible(self, label: int, visible: bool) -> None:
+        """Show or hide one segment in the overlay (not an edit: no undo step)."""
+        (self.hidden.discard if visible else self.hidden.add)(label)
+        self._refresh_colors()
+        self.window.render_all()
+
+    # -- overlay feedback ----------------------------------------------------------------------
+    def _on_region(self, region: Region | None) -> None:
+        """Editor listener: mark the views whose slice shows the changed box."""
+        seg = self.segmentation
+        if seg is None:
+            return
+        if region is None:
+            self._refresh_colors()
+            self._dirty.update(self.window.views.values())
+            return
+        for widget in self.window.views.values():
+            view = widget.view
+            view.labels_modified()
+            if view.layout is not None and region_on_slice(view.layout, seg.geometry, region,
+                                                           view.slice_index):
+                self._dirty.add(widget)
+
+    def _refresh_colors(self) -> None:
+        if self.segmentation is None:
+            return
+        for widget in self.window.views.values():
+            widget.view.set_label_colors(self.segmentation.segments, self.hidden)
+
+    def flush(self) -> None:
+        """Redraw every view an edit touched (the painted one is drawn by the mouse handler)."""
+        self._others.stop()
+        dirty, self._dirty = self._dirty, set()
+        for widget in dirty:
+            widget.render_view()
+
+    def _schedule_others(self, painted: SliceViewWidget) -> None:
+        self._dirty.discard(painted)
+        if self._dirty and not self._others.isActive():
+            self._others.start()
+
+    def _notify_slow_followers(self) -> None:
+        """Debounced: the 3D view's surfaces (when that view offers the hook)."""
+        view3d = getattr(self.window, "view3d", None)
+        hook = getattr(view3d, "segmentation_changed", None)
+        if callable(hook):
+            hook()
+
+    def _style_cursors(self) -> None:
+        color: tuple[float, ...] = (1.0, 1.0, 1.0)
+        seg = self.segmentation
+        if self.tool is not Tool.ERASE and seg is not None and self.editor is not None:
+            row = next((s for s in seg.segments if s.label == self.editor.active_label), None)
+            if row is not None:
+                color = tuple(0.35 + 0.65 * c / 255 for c in row.color)
+        self.cursors.style(color, sphere=self.brush.shape is BrushShape.SPHERE)
+
+    # -- mapping ---------------------------------------------------------------------------
+    def point_ijk(self, widget: SliceViewWidget, pos: QPointF) -> np.ndarray | None:
+        """Continuous ``(i, j, k)`` of the label map under a widget position."""
+        seg = self.segmentation
+        world = widget.world_at(pos)
+        if world is None or seg is None:
+            return None
+        return np.asarray(seg.geometry.world_to_index(world), dtype=np.float64)
+
+    def view_axis(self, widget: SliceViewWidget) -> ViewAxis:
+        """The label map axis a 2D brush is flat across in this view."""
+        seg = self.segmentation
+        layout = widget.view.layout
+        if seg is None or layout is None:
+            return ViewAxis.AXIAL
+        return ViewAxis(view_axis_of(layout, seg.geometry))
+
+    # -- mouse and keys (called by SliceViewWidget; True = handled) ----------------------------
+    def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if self.tool is Tool.NAVIGATE or ev.button() != Qt.MouseButton.LeftButton:
+            return False
+        if self.regions.busy or self.window.volume is None or self.ensure_segment() is None:
+            return True
+        ijk = self.point_ijk(widget, ev.position())
+        if ijk is None:
+            return True
+        if self.tool in BRUSH_TOOLS:
+            assert self.editor is not None
+            settings = dataclasses.replace(self.brush, axis=self.view_axis(widget))
+            self._painting = widget
+            self.editor.begin_stroke(ijk.tolist(), erase=self.tool is Tool.ERASE, settings=settings)
+            self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
+            self._schedule_others(widget)
+            widget.render_view()
+        elif self.tool is Tool.FILL:
+            self.regions.fill_at(widget, ijk)
+        elif self.tool is Tool.SCISSORS:
+            self._painting = widget
+            self.regions.start_lasso(widget, ijk)
+        return True
+
+    def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if self.tool in BRUSH_TOOLS:
+            self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
+            if self._painting is widget and self.editor is not None and self.editor.stroking:
+                ijk = self.point_ijk(widget, ev.position())
+                if ijk is not None:
+                    self.editor.continue_stroke(ijk.tolist())
+                    self._schedule_others(widget)
+            widget.render_view()
+            return self._painting is widget
+        if self.tool is Tool.SCISSORS and self._painting is widget:
+            ijk = self.point_ijk(widget, ev.position())
+            if ijk is not None:
+                self.regions.extend_lasso(widget, ijk)
+            return True
+        return False
+
+    def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if ev.button() != Qt.MouseButton.LeftButton or self._painting is not widget:
+            return False
+        self._painting = None
+        if self.tool is Tool.SCISSORS:
+            self.regions.finish_lasso(widget)
+        elif self.editor is not None and self.editor.stroking:
+            self._committed(self.editor.end_stroke())
+        return True
+
+    def wheel(self, widget: SliceViewWidget, ev: QWheelEvent) -> bool:
+        if not ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            return False
+        delta = ev.angleDelta()
+        notches = (delta.y() or delta.x()) / 120  # some platforms turn shift+wheel sideways
+        if notches:
+            self.scale_brush(notches)
+            self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
+            widget.render_view()
+        return True
+
+    def key(self, widget: SliceViewWidget, ev: QKeyEvent) -> bool:
+        if ev.key() == Qt.Key.Key_Escape and (self._painting is not None or self.regions.lasso):
+            self.cancel()
+            return True
+        return False
+
+    def leave(self, widget: SliceViewWidget) -> None:
+        self.cursors.hide(widget)
+
+    def cancel(self) -> None:
+        """Escape: drop the stroke or lasso in progress."""
+        painting, self._painting = self._painting, None
+        if self.editor is not None and self.editor.stroking:
+            self.editor.cancel_stroke()
+        self.regions.cancel_lasso()
+        if painting is not None:
+            self._dirty.add(painting)
+        self.flush()
