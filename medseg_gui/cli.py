@@ -79,10 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each feature registers its own commands; their heavy imports happen inside the handlers.
     from medseg_gui.io import export_commands
+    from medseg_gui.training import commands as train_commands
     from medseg_gui.training import queue_commands
 
     export_commands.add_commands(sub)
     queue_commands.add_commands(sub)
+    train_commands.add_commands(sub)
     return parser
 
 

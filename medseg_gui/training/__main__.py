@@ -1,0 +1,30 @@
+"""``python -m medseg_gui.training train ...``: ``medseg train`` without the rest of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from medseg_gui.core.progress import Cancelled
+from medseg_gui.io.errors import LoadError
+from medseg_gui.training.commands import add_commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medseg")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except LoadError as exc:
+        print(f"medseg: error: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("medseg: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
