@@ -15,9 +15,10 @@ from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_seg import source_files
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.export_commands import add_commands, export, load_mask
+from medseg_gui.io.export_commands import add_commands, export
 from medseg_gui.io.label_nifti import read_label_nifti, write_label_nifti
 from medseg_gui.io.loader import load_volume
+from medseg_gui.io.masks import load_mask
 from medseg_gui.io.report import build_report, longest_diameter
 from medseg_gui.io.rtstruct_write import write_rtstruct
 from medseg_gui.io.surfaces import export_surfaces, read_stl, segment_mesh

@@ -4,7 +4,7 @@ Nothing here imports Qt; :mod:`medseg_gui.ui` puts these renderers into widgets.
 """
 
 from medseg_gui.rendering.imagedata import from_vtk_image, to_vtk_image
-from medseg_gui.rendering.overlay import label_lookup_table, segmentation_from_labels
+from medseg_gui.rendering.overlay import label_lookup_table
 from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import SliceView, volume_center
 from medseg_gui.rendering.slicing import (
@@ -28,7 +28,6 @@ __all__ = [
     "label_lookup_table",
     "load_presets",
     "probe",
-    "segmentation_from_labels",
     "to_vtk_image",
     "view_matrix",
     "volume_center",

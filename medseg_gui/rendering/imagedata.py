@@ -72,3 +72,19 @@ def from_vtk_image(image: vtkImageData) -> tuple[npt.NDArray[Any], Geometry]:
                         origin=tuple(geom.index_to_world([extent[0], extent[2], extent[4]])),
                         direction=geom.direction)
     return arr, geom
+
+
+def capture_window(window: Any) -> npt.NDArray[np.uint8]:
+    """Render ``window`` (a ``vtkRenderWindow``) and return its pixels as RGB, row 0 at the top."""
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+    window.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.ReadFrontBufferOff()
+    grab.SetInputBufferTypeToRGB()
+    grab.Update()
+    image = grab.GetOutput()
+    w, h, _ = image.GetDimensions()
+    flat = vtk_to_numpy(image.GetPointData().GetScalars())  # type: ignore[no-untyped-call]
+    return np.ascontiguousarray(flat.reshape(h, w, -1)[::-1, :, :3])

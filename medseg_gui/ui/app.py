@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from medseg_gui.resources import DEMO_MASK, DEMO_STUDY
+from medseg_gui.resources import DEMO_RTSTRUCT, DEMO_STUDY
 from medseg_gui.ui.main_window import MainWindow
 from medseg_gui.ui.settings import app_settings
 
@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path, labels = args.path, args.labels
     if path is None and DEMO_STUDY.is_dir():
         path = str(DEMO_STUDY)
-        labels = labels or (str(DEMO_MASK) if DEMO_MASK.is_file() else None)
+        # The demo's own RTSTRUCT: the radiation oncologist's GTV, with its name.
+        labels = labels or (str(DEMO_RTSTRUCT) if DEMO_RTSTRUCT.is_file() else None)
     if path is None:
         window.statusBar().showMessage("No study given and no demo study found: use File > Open")
 

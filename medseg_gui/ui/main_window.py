@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, QThreadPool, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
 from medseg_gui.core.progress import Progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.rendering.overlay import segmentation_from_labels
+from medseg_gui.io.masks import load_mask
 from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import volume_center
 from medseg_gui.rendering.slicing import Orientation, probe
 from medseg_gui.ui.layouts import ViewLayout
-from medseg_gui.ui.slice_widget import SliceViewWidget
+from medseg_gui.ui.slice_widget import SliceViewWidget, release_vtk_windows
 from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, series_work
 from medseg_gui.ui.view3d import View3DPanel
 from medseg_gui.ui.viewer_setup import install_viewer_options
@@ -167,6 +167,12 @@ class MainWindow(QMainWindow):
 
         return confirm_replace(self, force)
 
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.cancel_loading()
+        self.view3d.cancel_build()
+        release_vtk_windows(self)
+        super().closeEvent(event)
+
     # -- loading ---------------------------------------------------------------------------
     def open_path(self, path: str | Path, labels: str | Path | None = None) -> None:
         """Load a study (and optionally a label image) in the background, then show it.
@@ -181,10 +187,7 @@ class MainWindow(QMainWindow):
 
         def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
             volume = loader(path, scaled(progress, 0.0, 0.9 if labels else 1.0))
-            seg = None
-            if labels:
-                seg = segmentation_from_labels(loader(labels, scaled(progress, 0.9, 1.0)))
-            return volume, seg
+            return volume, load_mask(labels, volume) if labels else None
 
         self._start_load(work, str(path))
 
@@ -209,9 +212,12 @@ class MainWindow(QMainWindow):
         QThreadPool.globalInstance().start(task)
 
     def open_labels(self, path: str | Path) -> None:
-        """Load a label image in the background and overlay it on the current study."""
-        loader = self._loader
-        task = Task(lambda progress: segmentation_from_labels(loader(path, progress)))
+        """Load a segmentation file in the background and overlay it on the current study."""
+        volume = self.volume
+        if volume is None:
+            self.show_error(f"{path}: open a study before its segmentation")
+            return
+        task = Task(lambda progress: load_mask(path, volume))
         task.signals.finished.connect(self._on_labels_loaded)
         task.signals.failed.connect(self._on_failed)
         task.signals.cancelled.connect(self._on_cancelled)
@@ -352,7 +358,8 @@ class MainWindow(QMainWindow):
         if self.segmentation is not None:
             lijk, lv = probe(self.segmentation.labelmap, self.segmentation.geometry, world)
             if lijk is not None and lv:
-                label = f"   label {int(lv)}"
+                names = {seg.label: seg.name for seg in self.segmentation.segments}
+                label = f"   {names.get(int(lv), f'label {int(lv)}')}"
         return f"{unit} {value:g}   voxel (i {ijk[0]}, j {ijk[1]}, k {ijk[2]})   {pos}{label}"
 
     def _show_readout(self, world: Any) -> None:

@@ -14,6 +14,7 @@ import PySide6.QtCore  # noqa: F401  (import PySide6 before vtkmodules.qt picks 
 import vtkmodules.qt
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QWidget
 
 vtkmodules.qt.PyQtImpl = "PySide6"
 
@@ -21,10 +22,9 @@ vtkmodules.qt.PyQtImpl = "PySide6"
 import vtkmodules.vtkRenderingFreeType  # noqa: E402
 import vtkmodules.vtkRenderingOpenGL2  # noqa: E402
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
-from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser  # noqa: E402
-from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter  # noqa: E402
 
+from medseg_gui.rendering.imagedata import capture_window  # noqa: E402
 from medseg_gui.rendering.slice_view import SliceView  # noqa: E402
 from medseg_gui.rendering.slicing import Orientation  # noqa: E402
 
@@ -43,6 +43,17 @@ class ToolHandler(Protocol):
     def wheel(self, widget: SliceViewWidget, ev: QWheelEvent) -> bool: ...
     def key(self, widget: SliceViewWidget, ev: QKeyEvent) -> bool: ...
     def leave(self, widget: SliceViewWidget) -> None: ...
+
+
+def release_vtk_windows(container: QWidget) -> None:
+    """Finalize the VTK render windows inside ``container``.
+
+    A ``QVTKRenderWindowInteractor`` finalizes itself only on its own close event, which a
+    widget embedded in a window never gets; without this every closed window keeps its OpenGL
+    context and X connection (the X server refuses new clients after a few hundred).
+    """
+    for widget in container.findChildren(QVTKRenderWindowInteractor):
+        widget.Finalize()  # type: ignore[no-untyped-call]
 
 
 class SliceViewWidget(QVTKRenderWindowInteractor):
@@ -93,18 +104,7 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
 
     def capture(self) -> np.ndarray:
         """The rendered view as an RGB array ``(height, width, 3)``, row 0 at the top."""
-        window = self.GetRenderWindow()  # type: ignore[no-untyped-call]
-        window.Render()
-        grab = vtkWindowToImageFilter()
-        grab.SetInput(window)
-        grab.ReadFrontBufferOff()
-        grab.SetInputBufferTypeToRGB()
-        grab.Update()
-        image = grab.GetOutput()
-        w, h, _ = image.GetDimensions()
-        flat = vtk_to_numpy(image.GetPointData().GetScalars())  # type: ignore[no-untyped-call]
-        pixels = flat.reshape(h, w, -1)[:, :, :3]
-        return np.ascontiguousarray(pixels[::-1])
+        return capture_window(self.GetRenderWindow())  # type: ignore[no-untyped-call]
 
     # -- events ----------------------------------------------------------------------------
     def mousePressEvent(self, ev: QMouseEvent) -> None:

@@ -65,16 +65,11 @@ def series_work(entry: SeriesEntry, labels: str | Path | None = None,
 
     def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
         from medseg_gui.io.dicom_series import load_series
-        from medseg_gui.io.loader import load_volume
-        from medseg_gui.rendering.overlay import segmentation_from_labels
+        from medseg_gui.io.masks import load_mask
 
         volume = load_series(entry.files, headers=entry.headers, source=source,
                              progress=scaled(progress, 0.0, 0.9 if labels else 1.0))
-        seg = None
-        if labels:
-            seg = segmentation_from_labels(load_volume(labels, progress=scaled(progress, 0.9,
-                                                                               1.0)))
-        return volume, seg
+        return volume, load_mask(labels, volume) if labels else None
 
     return work
 

@@ -15,7 +15,7 @@ import numpy as np
 import PySide6.QtCore  # noqa: F401  (import PySide6 before vtkmodules.qt picks a binding)
 import vtkmodules.qt
 from PySide6.QtCore import QSize, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QCloseEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,13 +30,12 @@ from PySide6.QtWidgets import (
 vtkmodules.qt.PyQtImpl = "PySide6"
 
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
-from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkCommand  # noqa: E402
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera  # noqa: E402
-from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter  # noqa: E402
 
 from medseg_gui.core.segmentation import Segmentation  # noqa: E402
 from medseg_gui.core.volume import Volume  # noqa: E402
+from medseg_gui.rendering.imagedata import capture_window  # noqa: E402
 from medseg_gui.rendering.surfaces import Surface, build_surfaces  # noqa: E402
 from medseg_gui.rendering.volume_render import (  # noqa: E402
     INTERACTIVE_RATE,
@@ -46,6 +45,7 @@ from medseg_gui.rendering.volume_render import (  # noqa: E402
     load_volume_presets,
 )
 from medseg_gui.ui import settings  # noqa: E402
+from medseg_gui.ui.slice_widget import release_vtk_windows  # noqa: E402
 from medseg_gui.ui.workers import Task  # noqa: E402
 
 # Wait this long after the last segmentation change before rebuilding (ms): a brush stroke
@@ -93,16 +93,10 @@ class View3DWidget(QVTKRenderWindowInteractor):
     def capture(self) -> np.ndarray:
         """The rendered view as an RGB array ``(height, width, 3)``, row 0 at the top."""
         window = self.GetRenderWindow()  # type: ignore[no-untyped-call]
+        # The first frame of a newly set volume can come out incomplete on software GL (the
+        # ray caster uploads its textures during it); draw it before the one that is read.
         window.Render()
-        grab = vtkWindowToImageFilter()
-        grab.SetInput(window)
-        grab.ReadFrontBufferOff()
-        grab.SetInputBufferTypeToRGB()
-        grab.Update()
-        image = grab.GetOutput()
-        w, h, _ = image.GetDimensions()
-        flat = vtk_to_numpy(image.GetPointData().GetScalars())  # type: ignore[no-untyped-call]
-        return np.ascontiguousarray(flat.reshape(h, w, -1)[::-1, :, :3])
+        return capture_window(window)
 
 
 class View3DPanel(QWidget):
@@ -127,6 +121,11 @@ class View3DPanel(QWidget):
         self._rebuild.timeout.connect(self._start_build)
         self._deferred_render = QTimer(self, singleShot=True, interval=CROSSHAIR_RENDER_DELAY_MS)
         self._deferred_render.timeout.connect(self.render_view)
+        # Renders asked for while handling one event (new volume, then new segmentation) become
+        # one frame drawn from the event loop: a full-quality frame costs ~0.5 s on software GL,
+        # and back-to-back synchronous renders of a freshly loaded scene crashed llvmpipe.
+        self._render_soon = QTimer(self, singleShot=True, interval=0)
+        self._render_soon.timeout.connect(self.vtk.render_view)
 
         self.preset_box = QComboBox()
         self.preset_box.addItems([p.name for p in self.presets])
@@ -182,6 +181,11 @@ class View3DPanel(QWidget):
         except (OSError, ValueError, KeyError):
             return []
 
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.cancel_build()
+        release_vtk_windows(self)
+        super().closeEvent(event)
+
     # -- state from the main window ----------------------------------------------------------
     def set_volume(self, volume: Volume) -> None:
         self.cancel_build()
@@ -212,7 +216,8 @@ class View3DPanel(QWidget):
         self._deferred_render.start()
 
     def render_view(self) -> None:
-        self.vtk.render_view()
+        """Draw the 3D view once control returns to the event loop (coalesced)."""
+        self._render_soon.start()
 
     def reset_camera(self) -> None:
         self.scene.reset_camera()

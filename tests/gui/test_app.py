@@ -95,15 +95,17 @@ def test_loading_runs_off_the_gui_thread_and_can_be_cancelled(qtbot):  # type: i
     assert w.views[Orientation.AXIAL].view.layout is not None
 
 
-def test_open_labels_overlays_in_background(qtbot):  # type: ignore[no-untyped-def]
+def test_open_labels_overlays_in_background(qtbot, tmp_path):  # type: ignore[no-untyped-def]
     from medseg_gui.core.volume import Volume
+    from medseg_gui.io.imagefile import write_image
 
     volume = marker_volume("lps-iso", LEFT)
-    labels = Volume((volume.array > 0).astype(np.int16), volume.geometry)
-    w = MainWindow(loader=lambda path, progress: labels, dialogs=False)
+    mask = write_image(Volume((volume.array > 0).astype(np.uint8), volume.geometry),
+                       tmp_path / "mask.nii.gz")
+    w = MainWindow(dialogs=False)
     qtbot.addWidget(w)
     w.set_volume(volume)
-    w.open_labels("mask.nii.gz")
+    w.open_labels(mask)
     qtbot.waitUntil(lambda: w.segmentation is not None, timeout=5000)
     assert [s.label for s in w.segmentation.segments] == [1]
-    assert "label 1" in w.readout_text(LEFT)
+    assert "segment 1" in w.readout_text(LEFT).lower()

@@ -19,7 +19,9 @@ from tests.gui.conftest import LEFT, marker_volume
 
 pytestmark = pytest.mark.gui
 
-MAX_GAP_S = 0.1
+# The work in these tests takes over a second: a GUI thread blocked by it shows as one gap that
+# long. 0.4 s leaves room for a loaded 2-core CI machine without hiding a blocked GUI thread.
+MAX_GAP_S = 0.4
 
 
 def _ticks_while(qtbot, running: Callable[[], bool], timeout_s: float = 30.0) -> list[float]:  # type: ignore[no-untyped-def]

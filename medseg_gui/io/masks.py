@@ -1,0 +1,64 @@
+"""Open a segmentation file of any supported kind onto a study's grid.
+
+Label NIfTI (with or without the segment-table sidecar), 3D Slicer ``.seg.nrrd`` / label NRRD,
+DICOM SEG and RTSTRUCT. The GUI, ``medseg export`` and the training queue all open masks here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydicom.misc import is_dicom
+
+from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.volume import Volume
+from medseg_gui.io.errors import LoadError
+
+GRID_TOL_MM = 1e-3
+
+
+def load_mask(path: str | Path, volume: Volume) -> Segmentation:
+    """Open a mask (label NIfTI, .seg.nrrd/.nrrd, DICOM SEG or RTSTRUCT) on ``volume``'s grid.
+
+    The mask must already be on that grid (to ``GRID_TOL_MM``, the float32 precision of NIfTI
+    headers): nothing is resampled, cropped or shifted.
+
+    Raises
+    ------
+    LoadError
+        Unknown kind, another grid, or overlapping segments that one label map cannot hold.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LoadError(p, "no such mask file")
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        from medseg_gui.io.label_nifti import read_label_nifti
+
+        layers = [read_label_nifti(p)]
+    elif name.endswith((".nrrd", ".nhdr")):
+        from medseg_gui.io.seg_nrrd import read_seg_nrrd
+
+        layers = read_seg_nrrd(p)
+    elif is_dicom(str(p)):
+        import pydicom
+
+        modality = str(pydicom.dcmread(p, stop_before_pixels=True).get("Modality", ""))
+        if modality == "RTSTRUCT":
+            from medseg_gui.io.rtstruct import read_rtstruct
+
+            layers = [read_rtstruct(p, volume.geometry).segmentation]
+        else:
+            from medseg_gui.io.dicom_seg import read_dicom_seg
+
+            layers = read_dicom_seg(p, volume.geometry)
+    else:
+        raise LoadError(p, "unknown mask format: use .nii.gz, .seg.nrrd, DICOM SEG or RTSTRUCT")
+    if len(layers) > 1:
+        raise LoadError(p, f"segments overlap ({len(layers)} layers); one label map cannot hold "
+                        "them: export each layer separately")
+    seg = layers[0]
+    if not seg.geometry.same_grid(volume.geometry, tol=GRID_TOL_MM):
+        raise LoadError(p, f"mask grid {seg.geometry.to_dict()} is not the study's grid "
+                        f"{volume.geometry.to_dict()}; resample it explicitly first")
+    return Segmentation(seg.labelmap, volume.geometry, seg.segments)
