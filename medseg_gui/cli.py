@@ -78,10 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     # Each feature registers its own commands; their heavy imports happen inside the handlers.
+    from medseg_gui.inference import commands as inference_commands
     from medseg_gui.io import export_commands
     from medseg_gui.training import commands as train_commands
     from medseg_gui.training import queue_commands
 
+    inference_commands.add_commands(sub)
     export_commands.add_commands(sub)
     queue_commands.add_commands(sub)
     train_commands.add_commands(sub)

@@ -28,6 +28,7 @@ from typing import Any
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import ModelCard, list_models, load_card
 from medseg_gui.io.errors import LoadError
+from medseg_gui.resources import ENGINES
 from medseg_gui.training.queue import atomic_write_bytes
 
 try:
@@ -35,7 +36,8 @@ try:
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-SHIPPED_ENGINES = Path(__file__).resolve().parent.parent.parent / "engines"
+# Shipped models: engines/ of the checkout or of the frozen bundle (see medseg_gui.resources).
+SHIPPED_ENGINES = ENGINES
 STATE_FILE = "registry.json"
 
 

@@ -1,0 +1,116 @@
+"""``medseg segment`` and ``medseg build-engine``: registered by :func:`add_commands`.
+
+User errors (a bad file, a missing model or backend, out of memory everywhere) become
+:class:`LoadError`, which ``medseg_gui.cli`` prints as one line and turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medseg_gui.inference.backend import BACKENDS
+from medseg_gui.io.errors import LoadError
+
+
+def terminal_progress(fraction: float, message: str) -> bool:
+    """A progress bar on stderr when it is a terminal; silent otherwise. Never cancels."""
+    if sys.stderr.isatty():
+        filled = int(fraction * 30)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% "
+                         f"{message[:38]:<38}")
+        sys.stderr.flush()
+    return True
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from medseg_gui.core.volume import Volume
+    from medseg_gui.inference.backend import open_backend
+    from medseg_gui.inference.models import resolve_model
+    from medseg_gui.inference.pipeline import InferenceError, segment
+    from medseg_gui.io.imagefile import write_image
+    from medseg_gui.io.loader import load_volume
+
+    out = Path(args.output)
+    outputs = [out] + ([Path(args.probability)] if args.probability else [])
+    for path in outputs:
+        if path.exists() and not args.force:
+            raise LoadError(path, "output exists; pass --force to overwrite it")
+    card = resolve_model(args.model)
+    volume = load_volume(args.input, progress=terminal_progress)
+    backend = open_backend(card, args.backend, device=args.device, precision=args.precision)
+    try:
+        result = segment(volume, card, backend, batch_size=args.batch,
+                         skip_air=not args.no_skip_air, progress=terminal_progress)
+    except InferenceError as exc:
+        raise LoadError(args.input, str(exc)) from exc
+    finally:
+        backend.close()
+    seg = result.segmentation
+    write_image(Volume(seg.labelmap, seg.geometry, info=volume.info), out)
+    if args.probability:
+        prob = result.probability.astype(np.float32)  # NIfTI readers rarely take float16
+        write_image(Volume(prob, seg.geometry, info=volume.info), Path(args.probability))
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 78 + "\r")
+    ml = sum(seg.volumes_ml().values())
+    print(f"wrote {out}: {ml:.1f} ml segmented by {card.ref}; {result.summary()}")
+    return 0
+
+
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from medseg_gui.inference.backend import cuda_available, module_available
+    from medseg_gui.inference.models import resolve_model
+
+    if not module_available("tensorrt"):
+        raise LoadError("tensorrt", "TensorRT is not installed; install the 'tensorrt' extra")
+    if not cuda_available():
+        raise LoadError("cuda", "building a TensorRT engine needs a CUDA GPU")
+    card = resolve_model(args.model)
+    calibration = None
+    if args.precision == "int8" and args.calibrate:
+        from medseg_gui.inference.calibration import calibration_batches
+        from medseg_gui.io.loader import load_volume
+
+        studies = (load_volume(p) for p in args.calibrate)
+        calibration = calibration_batches(studies, card, args.opt_batch)
+    from medseg_gui.inference.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend(card, device="cuda:0", precision=args.precision,
+                              max_batch=args.max_batch, opt_batch=args.opt_batch,
+                              calibration=calibration)
+    print(f"{'built' if backend.built else 'cached'} TensorRT {args.precision} engine for "
+          f"{card.ref} (batch 1..{args.max_batch}, best at {args.opt_batch})")
+    backend.close()
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``segment`` and ``build-engine`` on ``medseg``'s subparsers."""
+    p = subparsers.add_parser("segment", help="segment the tumour in a study with an AI model")
+    p.add_argument("input", help="DICOM folder or file, .nii.gz, .nrrd or .mha")
+    p.add_argument("-o", "--output", required=True, help="label map to write (.nii.gz, ...)")
+    p.add_argument("--model", help="ID[:VERSION] under engines/, or a model folder "
+                   "(default: sts-tumour-unet, highest version)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: TensorRT with a GPU, else ONNX Runtime CUDA, torch CUDA, CPU")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: the GPU when there is one")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
+                   help="default: fp16 on a GPU, fp32 on the CPU")
+    p.add_argument("--probability", help="also write the tumour probability (float32 image)")
+    p.add_argument("--batch", type=int, default=8, help="windows per network call (default 8)")
+    p.add_argument("--no-skip-air", action="store_true", help="run windows of air too")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=cmd_segment)
+
+    p = subparsers.add_parser("build-engine", help="build and cache a model's TensorRT engine")
+    p.add_argument("--model", help="ID[:VERSION] or a model folder (default: sts-tumour-unet)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    p.add_argument("--calibrate", nargs="+", default=[],
+                   help="CT studies whose windows calibrate INT8 (kept in a calibration cache)")
+    p.add_argument("--max-batch", type=int, default=16)
+    p.add_argument("--opt-batch", type=int, default=8)
+    p.set_defaults(func=cmd_build_engine)
