@@ -18,16 +18,14 @@ Usage: python benchmarks/bench_export.py [--data ../shared/data] [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
+from timing import median_seconds  # benchmarks/timing.py (scripts run with benchmarks/ on sys.path)
 
 from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
 from medseg_gui.io.dicom_seg import read_dicom_seg, write_dicom_seg
@@ -57,16 +55,6 @@ def build_study(data: Path, folder: Path, n: int = 300) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def baseline_write(files: list[Path], masks: np.ndarray, path: Path) -> None:

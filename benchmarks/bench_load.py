@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from timing import median_seconds  # benchmarks/timing.py (scripts run with benchmarks/ on sys.path)
 
 from medseg_gui.io.dicom_index import index_folder
 from medseg_gui.io.dicom_series import load_series
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: file cache, imports, decoder plugins
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ours(folder: Path) -> np.ndarray:

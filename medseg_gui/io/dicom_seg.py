@@ -61,6 +61,14 @@ def source_files(volume: Volume) -> list[Path]:
     return max(entries, key=lambda e: len(e.files)).files
 
 
+def source_headers(sources: Sequence[str | Path | Dataset]) -> list[Dataset]:
+    """The source images' headers (datasets are used as given, paths read without pixels)."""
+    with warnings.catch_warnings():  # over-long source values are reported by clip_vr_lengths
+        warnings.simplefilter("ignore", UserWarning)
+        return [s if isinstance(s, Dataset) else pydicom.dcmread(s, stop_before_pixels=True)
+                for s in sources]
+
+
 def slice_index_of(ds: Dataset, geometry: Geometry) -> int:
     ijk = geometry.world_to_index([float(v) for v in ds.ImagePositionPatient])
     k = int(np.rint(ijk[2]))
@@ -102,10 +110,7 @@ def build_dicom_seg(seg: Segmentation, sources: Sequence[Path | Dataset], *,
     """
     if not seg.segments:
         raise LoadError("segmentation", "nothing to export: the segment table is empty")
-    with warnings.catch_warnings():  # over-long source values are reported by clip_vr_lengths
-        warnings.simplefilter("ignore", UserWarning)
-        dsets = [s if isinstance(s, Dataset) else pydicom.dcmread(s, stop_before_pixels=True)
-                 for s in sources]
+    dsets = source_headers(sources)
     ks = [slice_index_of(ds, seg.geometry) for ds in dsets]
     if len(set(ks)) != len(ks):
         raise LoadError(dsets[0].filename or "source", "two source images share one slice")

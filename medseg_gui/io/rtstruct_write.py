@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -26,7 +25,7 @@ from skimage.measure import approximate_polygon, find_contours
 
 from medseg_gui import __version__
 from medseg_gui.core.segmentation import Segment, Segmentation
-from medseg_gui.io.dicom_seg import clip_vr_lengths, slice_index_of
+from medseg_gui.io.dicom_seg import clip_vr_lengths, slice_index_of, source_headers
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.label_nifti import atomic_output
 
@@ -93,10 +92,7 @@ def build_rtstruct(seg: Segmentation, sources: Sequence[Path | Dataset], *,
     """
     if not seg.segments:
         raise LoadError("segmentation", "nothing to export: the segment table is empty")
-    with warnings.catch_warnings():  # over-long source values are reported by clip_vr_lengths
-        warnings.simplefilter("ignore", UserWarning)
-        dsets = [s if isinstance(s, Dataset) else pydicom.dcmread(s, stop_before_pixels=True)
-                 for s in sources]
+    dsets = source_headers(sources)
     by_slice = {slice_index_of(d, seg.geometry): d for d in dsets}
     covered = np.zeros(seg.geometry.shape[0], bool)
     covered[list(by_slice)] = True
