@@ -143,6 +143,9 @@ class InferenceWorker:
         self._ids = itertools.count(1)
         self._running: dict[int, _Running] = {}
         self.jobs: dict[int, SegmentJob] = {}
+        # Children that reported their end but are still exiting (torch teardown takes up to a
+        # second); reaped by poll() without waiting, so the GUI thread never blocks on a join.
+        self._exiting: list[tuple[Any, float]] = []
 
     def submit(self, volume: Any, model_folder: str | Path, *, study_key: str = "",
                backend: str = "auto", device: str | None = None) -> SegmentJob:
@@ -186,6 +189,7 @@ class InferenceWorker:
     def poll(self) -> list[JobEvent]:
         """Drain every job's messages, notice dead processes, finish jobs. Never blocks."""
         out: list[JobEvent] = []
+        self._reap()
         for job_id, run in list(self._running.items()):
             out += self._drain(run)
             if run.job.finished:
@@ -227,6 +231,9 @@ class InferenceWorker:
             run.process.join(5)
             self._set(run, JobStatus.CANCELLED, "worker shut down")
             self._finish(job_id)
+        for process, _since in self._exiting:
+            process.join(5)
+        self._exiting = []
 
     # -- internals ----------------------------------------------------------------------
     def _drain(self, run: _Running) -> list[JobEvent]:
@@ -268,10 +275,20 @@ class InferenceWorker:
         if status is JobStatus.ERROR:
             run.job.error = text
 
+    def _reap(self) -> None:
+        """Collect exited children (``is_alive`` reaps); terminate ones stuck exiting."""
+        still = []
+        for process, since in self._exiting:
+            if process.is_alive():
+                if time.monotonic() - since > CANCEL_GRACE_S:
+                    process.terminate()
+                still.append((process, since))
+        self._exiting = still
+
     def _finish(self, job_id: int) -> None:
         run = self._running.pop(job_id)
-        if run.process.is_alive() and run.job.finished:
-            run.process.join(1.0)
+        if run.process.is_alive():
+            self._exiting.append((run.process, time.monotonic()))
         for block in run.blocks.values():
             block.close()
             block.unlink()

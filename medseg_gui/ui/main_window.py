@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._build_editing()
+        self._build_workflow()
         self.browser = install_study_browser(self, self.open_series, self.open_path,
                                              self.show_error)
         install_viewer_options(self)  # layouts, overlay style, auto window, saved geometry
@@ -156,6 +157,16 @@ class MainWindow(QMainWindow):
         (self.editing, self.edit_actions, self.tool_panel, self.segment_panel,
          self.recovery) = install_editing(self)
 
+    def _build_workflow(self) -> None:
+        """Segment tumour, File > Export... / Send to training, and the training queue dock."""
+        from medseg_gui.ui.export_dialog import install_export
+        from medseg_gui.ui.queue_panel import install_queue_panel
+        from medseg_gui.ui.segment_action import install_segment_action
+
+        self.segment_action = install_segment_action(self)
+        self.export_action = install_export(self)
+        self.queue_panel = install_queue_panel(self)
+
     def recover_session(self, folder: str | Path) -> bool:
         """Restore an unfinished editing session's label map onto the loaded study."""
         return self.recovery.recover_session(folder)
@@ -169,6 +180,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.cancel_loading()
+        self.segment_action.shutdown()
         self.view3d.cancel_build()
         release_vtk_windows(self)
         super().closeEvent(event)

@@ -1,0 +1,197 @@
+""""Segment tumour": the default model in the inference worker process, polled by a timer.
+
+The GUI thread only submits the job (one copy of the voxels into shared memory), polls
+:meth:`~medseg_gui.inference.worker.InferenceWorker.poll` every ``POLL_MS`` (non-blocking), and
+shows progress ("windows done of total") and Cancel in the status bar. The result becomes a
+new editable segmentation through :meth:`MainWindow.set_segmentation`, which asks before it
+replaces manual edits; the editor then tracks effort against this result as the AI draft.
+A crash of the worker process, or a missing or tampered model, is one message; the window
+and its edits survive.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QMessageBox
+
+from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.volume import Volume
+from medseg_gui.inference.models import resolve_model
+from medseg_gui.inference.worker import InferenceWorker, JobStatus, SegmentJob
+from medseg_gui.io.errors import LoadError
+
+if TYPE_CHECKING:
+    from medseg_gui.ui.main_window import MainWindow
+
+POLL_MS = 100
+
+
+class SegmentAction(QObject):
+    """The "Segment tumour" action (toolbar, Tools menu, Ctrl+T) and its running job.
+
+    Parameters
+    ----------
+    window
+        The main window (its volume, segmentation and status bar).
+    model
+        ``ID[:VERSION]`` or a model folder; ``None`` is the default model.
+    backend, device
+        Passed to :meth:`InferenceWorker.submit` (``"auto"`` picks the fastest available).
+
+    Signals
+    -------
+    segmented(object)
+        The new :class:`Segmentation`, once it is shown and edited.
+    failed(str)
+        A one-line error (worker died, model missing or tampered, ...).
+    refused(str)
+        The result was not applied because the user kept their edits.
+    """
+
+    segmented = Signal(object)
+    failed = Signal(str)
+    refused = Signal(str)
+
+    def __init__(self, window: MainWindow, model: str | None = None, backend: str = "auto",
+                 device: str | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.model, self.backend, self.device = model, backend, device
+        self.worker: InferenceWorker | None = None  # started on first use (spawns processes)
+        self.job: SegmentJob | None = None
+        self.last_summary = ""
+        self.last_error = ""
+        self.draft: Segmentation | None = None  # the last AI result applied
+        self._volume: Volume | None = None
+        self._force = False
+        self.action = QAction("Segment &tumour", window)
+        self.action.setShortcut(QKeySequence("Ctrl+T"))
+        self.action.setToolTip("Run the AI model on the study (Ctrl+T)")
+        self.action.triggered.connect(lambda: self.start())
+        self._timer = QTimer(self, interval=POLL_MS)
+        self._timer.timeout.connect(self.poll)
+        window.cancel_button.clicked.connect(self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def start(self, force: bool = False) -> bool:
+        """Segment the loaded volume; a running request is cancelled first.
+
+        ``force`` replaces edited segmentations without asking (for scripts and tests).
+        Returns False (with a message) when there is nothing to segment or no model.
+        """
+        volume = self.window.volume
+        if volume is None:
+            self._fail("Open a study before segmenting it")
+            return False
+        try:
+            card = resolve_model(self.model)
+        except (LoadError, OSError, ValueError) as exc:
+            self._fail(str(exc))
+            return False
+        if self.worker is None:
+            self.worker = InferenceWorker()
+        if self.job is not None:  # a newer request replaces the older one
+            self.worker.cancel(self.job.job_id)
+        self._volume, self._force = volume, force
+        key = f"{id(volume)}:{volume.info.series_uid or volume.source}"
+        self.job = self.worker.submit(volume, card.folder, study_key=key, backend=self.backend,
+                                      device=self.device)
+        self._show_progress(0.0, f"Segmenting with {card.ref} ...")
+        self._timer.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop (the worker terminates it after a grace period)."""
+        if self.worker is not None and self.job is not None:
+            self.worker.cancel(self.job.job_id)
+            self.window.statusBar().showMessage("Cancelling segmentation ...")
+
+    def shutdown(self) -> None:
+        """Stop the timer and every worker process (the window is closing)."""
+        self._timer.stop()
+        if self.worker is not None:
+            self.worker.shutdown()
+        self.job = None
+
+    # -- polling -----------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Handle the worker's events (called by the timer; never blocks)."""
+        if self.worker is None:
+            return
+        for event in self.worker.poll():
+            job = self.job
+            if job is None or event.job_id != job.job_id:
+                continue  # an older, superseded request
+            if event.status is JobStatus.RUNNING:
+                self._show_progress(event.fraction, event.message)
+            elif event.status is JobStatus.DONE:
+                self._end()
+                self._apply(job)
+            elif event.status is JobStatus.CANCELLED:
+                self._end()
+                self.window.statusBar().showMessage("Segmentation cancelled", 5000)
+            else:
+                self._end()
+                self._fail(f"Segmentation failed: {job.error or event.message}")
+        # Superseded jobs are polled until they end, so that their shared memory is freed.
+        if self.job is None and all(j.finished for j in self.worker.jobs.values()):
+            self._timer.stop()
+
+    def _apply(self, job: SegmentJob) -> None:
+        seg = job.segmentation
+        if seg is None or self.window.volume is not self._volume:
+            self.window.statusBar().showMessage("Segmentation discarded: another study is open")
+            return
+        summary = str(job.report.get("summary", job.message))
+        self.last_summary = summary
+        if not self.window.set_segmentation(seg, force=self._force):
+            text = "Kept your edited segmentation; the AI result was not applied"
+            self.window.statusBar().showMessage(text, 15000)
+            self.refused.emit(text)
+            return
+        self.draft = seg
+        self.window.statusBar().showMessage(f"Segmented: {summary}", 30000)
+        self.segmented.emit(seg)
+
+    # -- status bar --------------------------------------------------------------------------
+    def _show_progress(self, fraction: float, message: str) -> None:
+        w = self.window
+        w.progress_bar.setValue(int(fraction * 1000))
+        w.progress_bar.show()
+        w.cancel_button.show()
+        if message:
+            w.statusBar().showMessage(f"Segmenting: {message}")
+
+    def _end(self) -> None:
+        self.job = None
+        if not self.window.loading:
+            self.window.progress_bar.hide()
+            self.window.cancel_button.hide()
+
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        self.window.statusBar().showMessage(message)
+        self.failed.emit(message)
+        if self.window._dialogs:
+            QMessageBox.warning(self.window, "Segmentation failed", message)
+
+
+def install_segment_action(window: MainWindow) -> SegmentAction:
+    """The action in a toolbar and the Tools menu; the worker stops when the window closes."""
+    segment = SegmentAction(window)
+    toolbar = window.addToolBar("AI")
+    toolbar.setObjectName("AIToolBar")
+    toolbar.addAction(segment.action)
+    for action in window.menuBar().actions():
+        menu = action.menu()
+        if action.text().replace("&", "") == "Tools" and isinstance(menu, QMenu):
+            menu.addSeparator()
+            menu.addAction(segment.action)
+            break
+    return segment
