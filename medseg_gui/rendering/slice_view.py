@@ -117,7 +117,11 @@ class SliceView:
         self._info = vtkTextActor()
         self._info.GetTextProperty().SetFontSize(13)
         self._info.GetTextProperty().SetColor(0.9, 0.9, 0.6)
-        self._info.SetPosition(6, 6)
+        # Top-left corner: the edge letters sit at the middle of each edge, and at the bottom
+        # a narrow view would put the info text under the bottom letter.
+        self._info.GetTextProperty().SetVerticalJustificationToTop()
+        self._info.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        self._info.SetPosition(0.01, 0.99)
         for prop in (self._image, self._labels, self._cross, self._info, *self._letters):
             self.renderer.AddViewProp(prop)
         cam = self.renderer.GetActiveCamera()
@@ -254,8 +258,9 @@ class SliceView:
             self._info.SetInput("")
             return
         w, lv = self.window_level
-        self._info.SetInput(f"{self.orientation.value.capitalize()}  "
-                            f"{self.slice_index + 1}/{self.layout.n_slices}   "
+        # Two short lines keep clear of the letter centred on the top edge.
+        self._info.SetInput(f"{self.orientation.value.capitalize()} "
+                            f"{self.slice_index + 1}/{self.layout.n_slices}\n"
                             f"W {w:.0f} L {lv:.0f}")
 
     # -- camera and picking -------------------------------------------------------------------
