@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,65 +17,13 @@ from medseg_gui.io.errors import LoadError
 from medseg_gui.io.label_nifti import read_label_nifti
 from medseg_gui.io.loader import load_volume
 from medseg_gui.io.pacs import DicomWebClient, DimseClient
-
-PLUGIN_DIRS = [Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.orthanc import free_port, running_orthanc
 
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    exe = shutil.which("Orthanc")
-    plugin = next((p for d in PLUGIN_DIRS for p in sorted(d.glob("libOrthancDicomWeb.so*"))),
-                  None)
-    if exe is None or plugin is None:
-        pytest.skip("Orthanc with its DICOMweb plugin is not installed "
-                    "(Debian: orthanc orthanc-dicomweb)")
-    root = tmp_path_factory.mktemp("orthanc")
-    http, dicom = _free_port(), _free_port()
-    config = {
-        "Name": "medseg-test", "StorageDirectory": str(root / "db"),
-        "IndexDirectory": str(root / "db"), "HttpPort": http, "DicomPort": dicom,
-        "DicomAet": "ORTHANC", "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "HttpServerEnabled": True, "DicomServerEnabled": True, "Plugins": [str(plugin)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True,
-        "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
-        "DicomModalities": {"medseg": ["MEDSEG", "127.0.0.1", _free_port()]},
-        "DicomCheckCalledAet": False,
-    }
-    cfg = root / "orthanc.json"
-    cfg.write_text(json.dumps(config))
-    log = open(root / "orthanc.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    import requests
-
-    base = f"http://127.0.0.1:{http}"
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(base + "/system", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail("Orthanc exited: " + (root / "orthanc.log").read_text()[-2000:])
-            time.sleep(0.1)
-        else:
-            pytest.fail("Orthanc did not start in 20 s")
-        yield {"http": base, "dicomweb": base + "/dicom-web", "port": dicom}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
 
 
 def test_pacs_round_trip(orthanc: dict[str, object], shared_data: Path, tmp_path: Path) -> None:
@@ -131,9 +74,9 @@ def test_pacs_round_trip(orthanc: dict[str, object], shared_data: Path, tmp_path
 
 
 def test_unreachable_pacs_is_one_clear_error() -> None:
-    dimse = DimseClient("127.0.0.1", _free_port(), "NOBODY", timeout=2)
+    dimse = DimseClient("127.0.0.1", free_port(), "NOBODY", timeout=2)
     with pytest.raises(LoadError, match=r"NOBODY@127\.0\.0\.1"):
         dimse.echo()
-    web = DicomWebClient(f"http://127.0.0.1:{_free_port()}/dicom-web", timeout=2)
+    web = DicomWebClient(f"http://127.0.0.1:{free_port()}/dicom-web", timeout=2)
     with pytest.raises(LoadError, match="QIDO-RS"):
         web.search_studies()

@@ -166,6 +166,8 @@ class MainWindow(QMainWindow):
         self.segment_action = install_segment_action(self)
         self.export_action = install_export(self)
         self.queue_panel = install_queue_panel(self)
+        from medseg_gui.ui.pacs_browser import install_pacs_browser  # File > PACS...
+        self.pacs = install_pacs_browser(self)
 
     def recover_session(self, folder: str | Path) -> bool:
         """Restore an unfinished editing session's label map onto the loaded study."""
