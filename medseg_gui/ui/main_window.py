@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         self.queue_panel = install_queue_panel(self)
         from medseg_gui.ui.pacs_browser import install_pacs_browser  # File > PACS...
         self.pacs = install_pacs_browser(self)
+        from medseg_gui.ui.segment_tools_menu import install_segment_tools
+        self.segment_tools = install_segment_tools(self)
 
     def recover_session(self, folder: str | Path) -> bool:
         """Restore an unfinished editing session's label map onto the loaded study."""
