@@ -1,4 +1,4 @@
-"""``python -m medseg_gui.training train ...``: ``medseg train`` without the rest of the CLI."""
+"""``python -m medseg_gui.training train|finetune ...``: those commands on their own."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from collections.abc import Sequence
 
 from medseg_gui.core.progress import Cancelled
 from medseg_gui.io.errors import LoadError
+from medseg_gui.training import finetune_commands
 from medseg_gui.training.commands import add_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medseg")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    finetune_commands.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

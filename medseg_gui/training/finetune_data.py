@@ -1,0 +1,131 @@
+"""Inputs of a fine-tune as prepared folders: queued corrections and unlabelled studies.
+
+:func:`prepare_queue` resamples the queue's de-identified image/corrected-mask pairs onto the base
+model's grid, :func:`prepare_unlabeled` does the same for unlabelled studies (a DICOM folder, an
+image file, or a training folder whose masks are then ignored) with an empty mask. Both write the
+prepared-folder layout of :mod:`.data`, so the fine-tune itself needs neither SimpleITK nor
+pydicom and the folders can be carried to a GPU machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.inference.model_card import ModelCard
+from medseg_gui.io.errors import LoadError
+from medseg_gui.training.consistency import BODY_HU
+from medseg_gui.training.data import (
+    PREPARED_NAME,
+    PreparedCase,
+    PreparedSet,
+    open_prepared,
+    prepare_arrays,
+    save_case,
+)
+from medseg_gui.training.queue import QueueItem, QueueStatus, TrainingQueue
+
+
+def _write_manifest(folder: Path, card: ModelCard, digest: str, source: str,
+                    cases: list[str]) -> PreparedSet:
+    norm = card.normalisation
+    manifest = {"spacing": list(card.spacing), "clip": [norm.low, norm.high],
+                "data_sha256": digest, "source": source, "cases": sorted(cases),
+                "command": "medseg finetune"}
+    (folder / PREPARED_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return open_prepared(folder)
+
+
+def _up_to_date(folder: Path, card: ModelCard, digest: str) -> PreparedSet | None:
+    try:
+        done = open_prepared(folder)
+    except LoadError:
+        return None
+    norm = card.normalisation
+    same = (done.data_sha256, done.spacing, done.clip) == (digest, card.spacing,
+                                                          (norm.low, norm.high))
+    return done if same else None
+
+
+def trainable_items(queue: TrainingQueue) -> list[QueueItem]:
+    """Every queued or already used correction (not the excluded ones), oldest first.
+
+    A fine-tune starts from the base weights each time, so it learns from all corrections so far.
+    """
+    return [i for i in queue.items() if i.status in (QueueStatus.QUEUED, QueueStatus.USED)]
+
+
+def prepare_queue(queue: TrainingQueue, out: str | Path, card: ModelCard,
+                  progress: Progress = no_progress) -> PreparedSet:
+    """Prepare the queue's corrections (case ids are the queue's pseudonymous ids)."""
+    from medseg_gui.io.imagefile import read_image
+
+    items = trainable_items(queue)
+    if not items:
+        raise LoadError(queue.root, "the training queue holds no corrected cases")
+    lines = sorted(f"{i.case_id} {i.files.get('image.nii.gz')} {i.files.get('mask.nii.gz')}"
+                   for i in items)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    folder = Path(out)
+    if (done := _up_to_date(folder, card, digest)) is not None:
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    norm = card.normalisation
+    for n, item in enumerate(items):
+        check(progress, n / len(items), f"preparing queued case {item.case_id}")
+        image, mask = read_image(item.image_file), read_image(item.mask_file)
+        save_case(folder, prepare_arrays(item.case_id, image.array, mask.array, image.geometry,
+                                         card.spacing, (norm.low, norm.high)))
+    return _write_manifest(folder, card, digest, f"training queue {queue.root}",
+                           [i.case_id for i in items])
+
+
+def body_crop(case: PreparedCase, margin: int = 4) -> PreparedCase:
+    """``case`` cut to the box of voxels above ``BODY_HU`` (plus ``margin``) on the model grid.
+
+    The air around an unlabelled patient teaches nothing and only makes the folder bigger.
+    """
+    body = np.nonzero(case.image > BODY_HU)
+    if not body[0].size:
+        return case
+    lo = [max(int(a.min()) - margin, 0) for a in body]
+    hi = [min(int(a.max()) + margin + 1, n) for a, n in zip(body, case.image.shape, strict=True)]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    g = case.geometry
+    origin = g.affine @ np.array([lo[2], lo[1], lo[0], 1.0])  # (i, j, k) of the box corner
+    geom = Geometry(tuple(b - a for a, b in zip(lo, hi, strict=True)), g.spacing,
+                    (float(origin[0]), float(origin[1]), float(origin[2])), g.direction)
+    return replace(case, image=case.image[box], label=case.label[box], geometry=geom)
+
+
+def prepare_unlabeled(sources: Sequence[str | Path], out: str | Path, card: ModelCard,
+                      progress: Progress = no_progress) -> PreparedSet:
+    """Prepare unlabelled studies: each source is a DICOM folder or an image file."""
+    from medseg_gui.io.loader import load_volume
+
+    paths = [Path(s) for s in sources]
+    names = ["body-crop-150", *sorted(str(p.resolve()) for p in paths)]
+    digest = hashlib.sha256("\n".join(names).encode())
+    folder = Path(out)
+    if (done := _up_to_date(folder, card, digest.hexdigest())) is not None:
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    norm = card.normalisation
+    ids = []
+    for n, path in enumerate(paths):
+        check(progress, n / len(paths), f"preparing unlabelled {path.name}")
+        vol = load_volume(path)
+        case_id = path.name.split(".")[0] or f"unlabeled_{n}"
+        empty = np.zeros(vol.array.shape, np.uint8)
+        save_case(folder, body_crop(prepare_arrays(case_id, vol.array, empty, vol.geometry,
+                                                   card.spacing, (norm.low, norm.high))))
+        ids.append(case_id)
+    return _write_manifest(folder, card, digest.hexdigest(), "unlabelled: " + ", ".join(
+        str(p) for p in paths), ids)
