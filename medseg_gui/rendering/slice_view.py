@@ -37,6 +37,7 @@ from medseg_gui.core.volume import Volume
 from medseg_gui.rendering.imagedata import to_vtk_image
 from medseg_gui.rendering.label_outline import LabelOutline
 from medseg_gui.rendering.overlay import label_lookup_table
+from medseg_gui.rendering.scale_bar import ScaleBar
 from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
 
 CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3, 1.0, 0.3),
@@ -124,6 +125,9 @@ class SliceView:
         self._info.SetPosition(0.01, 0.99)
         for prop in (self._image, self._labels, self._cross, self._info, *self._letters):
             self.renderer.AddViewProp(prop)
+        self.scale_bar = ScaleBar()
+        self.scale_bar.add_to(self.renderer)
+        self.scale_bar.set_visible(False)
         cam = self.renderer.GetActiveCamera()
         cam.ParallelProjectionOn()
         self.renderer.AddObserver(vtkCommand.StartEvent, self._place_camera)
@@ -280,6 +284,9 @@ class SliceView:
         cam.SetViewUp(0.0, 1.0, 0.0)
         cam.SetParallelScale(scale)
         cam.SetClippingRange(_CAMERA_Z / 2, _CAMERA_Z * 2)
+        # The parallel scale is half the view's height in mm.
+        self.scale_bar.update(2 * scale / max(height, 1), width)
+        self.scale_bar.set_visible(True)
 
     def display_to_world(self, x: float, y: float) -> npt.NDArray[np.float64] | None:
         """The LPS point (on the current slice) under display pixel ``(x, y)``.
