@@ -59,7 +59,7 @@ def test_liver_on_screen_left_spleen_on_screen_right(window, shared_data, orient
 
 
 def test_scale_bar_matches_world_millimetres(window, shared_data):  # type: ignore[no-untyped-def]
-    ct, _, centre = _organs(shared_data)
+    ct, _, _ = _organs(shared_data)
     window.set_volume(ct)
     for zoom in (1.0, 2.5):
         widget = window.views[Orientation.AXIAL]
