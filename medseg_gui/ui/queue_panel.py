@@ -38,6 +38,7 @@ from medseg_gui.ui.export_dialog import file_menu
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
+    from medseg_gui.ui.finetune_panel import FinetunePanel
     from medseg_gui.ui.main_window import MainWindow
 
 COLUMNS = ("Id", "Created", "Model", "Status", "Dice vs draft")
@@ -93,6 +94,7 @@ class QueuePanel(QDockWidget):
         self.items: list[QueueItem] = []
         self.error = ""
         self._tasks: set[Task] = set()
+        self.finetune: FinetunePanel | None = None  # the Fine-tune controls, when installed
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -212,6 +214,9 @@ def install_queue_panel(window: MainWindow) -> QueuePanel:
             menu.addAction(panel.send_action)
         else:
             menu.insertAction(quit_, panel.send_action)
+    from medseg_gui.ui.finetune_panel import install_finetune_panel
+
+    panel.finetune = install_finetune_panel(window, panel.widget())
     panel.refresh()
     return panel
 

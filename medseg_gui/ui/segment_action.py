@@ -1,5 +1,9 @@
 """"Segment tumour": the default model in the inference worker process, polled by a timer.
 
+Without an explicit model it runs the registry's *active* version of the default model
+(:meth:`~medseg_gui.training.registry.ModelRegistry.active`), read afresh on every run, so a
+promotion switches the next segmentation to the new version; its segments record that ref.
+
 The GUI thread only submits the job (one copy of the voxels into shared memory), polls
 :meth:`~medseg_gui.inference.worker.InferenceWorker.poll` every ``POLL_MS`` (non-blocking), and
 shows progress ("windows done of total") and Cancel in the status bar. The result becomes a
@@ -19,7 +23,8 @@ from PySide6.QtWidgets import QMenu, QMessageBox
 
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.inference.models import resolve_model
+from medseg_gui.inference.model_card import ModelCard, load_card
+from medseg_gui.inference.models import DEFAULT_MODEL, resolve_model
 from medseg_gui.inference.worker import InferenceWorker, JobStatus, SegmentJob
 from medseg_gui.io.errors import LoadError
 
@@ -37,7 +42,8 @@ class SegmentAction(QObject):
     window
         The main window (its volume, segmentation and status bar).
     model
-        ``ID[:VERSION]`` or a model folder; ``None`` is the default model.
+        ``ID[:VERSION]`` or a model folder; ``None`` is the registry's active version of the
+        default model.
     backend, device
         Passed to :meth:`InferenceWorker.submit` (``"auto"`` picks the fastest available).
 
@@ -49,11 +55,17 @@ class SegmentAction(QObject):
         A one-line error (worker died, model missing or tampered, ...).
     refused(str)
         The result was not applied because the user kept their edits.
+    started()
+        A run was submitted (a fine-tune job yields the GPU until :attr:`ended`).
+    ended()
+        The run finished, failed or was cancelled.
     """
 
     segmented = Signal(object)
     failed = Signal(str)
     refused = Signal(str)
+    started = Signal()
+    ended = Signal()
 
     def __init__(self, window: MainWindow, model: str | None = None, backend: str = "auto",
                  device: str | None = None) -> None:
@@ -90,7 +102,7 @@ class SegmentAction(QObject):
             self._fail("Open a study before segmenting it")
             return False
         try:
-            card = resolve_model(self.model)
+            card = self.model_card()
         except (LoadError, OSError, ValueError) as exc:
             self._fail(str(exc))
             return False
@@ -104,7 +116,18 @@ class SegmentAction(QObject):
                                       device=self.device)
         self._show_progress(0.0, f"Segmenting with {card.ref} ...")
         self._timer.start()
+        self.started.emit()
         return True
+
+    def model_card(self) -> ModelCard:
+        """The verified card to run: :attr:`model`, else the active default model version."""
+        if self.model is None:
+            from medseg_gui.training.registry import ModelRegistry
+
+            active = ModelRegistry().active(DEFAULT_MODEL)
+            if active is not None:
+                return load_card(active.folder)
+        return resolve_model(self.model)
 
     def cancel(self) -> None:
         """Ask the running job to stop (the worker terminates it after a grace period)."""
@@ -173,6 +196,7 @@ class SegmentAction(QObject):
         if not self.window.loading:
             self.window.progress_bar.hide()
             self.window.cancel_button.hide()
+        self.ended.emit()
 
     def _fail(self, message: str) -> None:
         self.last_error = message
