@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Run under a virtual X server when there is no display.
 XRUN := $(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1600x1000x24")
 
-.PHONY: demo test setup lint bench clean
+.PHONY: demo test setup lint bench clean package
 
 demo: $(STAMP)
 ifeq ($(DISPLAY),)
@@ -37,5 +37,9 @@ $(STAMP): pyproject.toml packaging/system-deps.sh
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
 
+package: $(STAMP)
+	bash packaging/build.sh
+	bash packaging/smoke_test.sh
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
