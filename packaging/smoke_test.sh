@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 bundle=${1:-$(ls -d dist/medseg-gui-*/ | head -n 1)}
 out=${2:-$(mktemp -d)}
 bundle=${bundle%/}
+mkdir -p "$out"
 export MEDSEG_HOME="$out/home"   # nothing written outside the test folder
 demo="$bundle/_internal/resources/demo/STS_008/dicom/image"
 test -d "$demo" || { echo "smoke: no demo study in $bundle" >&2; exit 1; }

@@ -35,6 +35,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from medseg_gui.io.loader import load_volume
 
     out = Path(args.output)
+    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".nhdr")):
+        raise LoadError(out, "unsupported mask format: use .nii.gz (with a .json segment table "
+                        "beside it) or .seg.nrrd")
     outputs = [out] + ([Path(args.probability)] if args.probability else [])
     for path in outputs:
         if path.exists() and not args.force:
@@ -50,7 +53,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     seg = result.segmentation
-    write_image(Volume(seg.labelmap, seg.geometry, info=volume.info), out)
+    # With its segment table (name, coded concepts, AUTOMATIC, model id:version), so the mask
+    # reopens in the app and exports to DICOM SEG as what it is.
+    if out.name.lower().endswith((".nrrd", ".nhdr")):
+        from medseg_gui.io.seg_nrrd import write_seg_nrrd
+
+        write_seg_nrrd(seg, out, overwrite=True)
+    else:
+        from medseg_gui.io.label_nifti import write_label_nifti
+
+        write_label_nifti(seg, out, overwrite=True)
     if args.probability:
         prob = result.probability.astype(np.float32)  # NIfTI readers rarely take float16
         write_image(Volume(prob, seg.geometry, info=volume.info), Path(args.probability))
