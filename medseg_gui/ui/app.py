@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.screenshot)
 
         def finish() -> None:
+            # A shown study's segment surfaces are built in the background: wait for them so
+            # the 3D view in the picture matches the slice views (the timeout still applies).
+            if window.view3d.building:
+                QTimer.singleShot(100, finish)
+                return
             app.processEvents()
             window.render_all()
             if not window.save_screenshot(out):
