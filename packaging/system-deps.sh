@@ -13,6 +13,8 @@ packages=(
   xvfb xauth
   # reference tools and a real PACS the tests run against
   dcm2niix dicom3tools orthanc orthanc-dicomweb
+  # `make package`: PyInstaller reads binaries' dependencies with objdump (binutils)
+  binutils
 )
 
 missing=()

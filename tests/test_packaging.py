@@ -59,3 +59,56 @@ def test_frozen_executables_accept_dash_m() -> None:
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("medseg ")
+
+
+def test_frozen_dash_m_passes_the_exit_status() -> None:
+    script = ("import sys; sys.path.insert(0, 'packaging/pyinstaller'); "
+              "sys.argv = ['medseg', '-m', 'medseg_gui.cli', 'no-such-command']; "
+              "from frozen_main import run; run('cli')")
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+
+
+def test_spec_names_both_executables_and_the_data() -> None:
+    spec = (ROOT / "packaging" / "medseg-gui.spec").read_text()
+    compile(spec, "medseg-gui.spec", "exec")  # PyInstaller's globals are only needed to run it
+    for name in ('"medseg-gui"', '"medseg"', 'tree("resources")', 'tree("engines")',
+                 "__main__.py", 'NAME = f"medseg-gui-{VERSION}"'):
+        assert name in spec
+    for script in ("launch_gui.py", "launch_cli.py", "frozen_main.py"):
+        assert (ROOT / "packaging" / "pyinstaller" / script).is_file()
+    # The demo study must ship with its licence and credits.
+    assert (resources.RESOURCES / "demo" / "LICENSE.md").is_file()
+    assert (resources.RESOURCES / "demo" / "README.md").is_file()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the installer is for Linux desktops")
+def test_install_script_user_mode(tmp_path: Path) -> None:
+    # A stand-in bundle: the installer only copies it, links the executables, adds the menu entry.
+    bundle = tmp_path / "dist" / "medseg-gui-9.9.9"
+    bundle.mkdir(parents=True)
+    for exe in ("medseg-gui", "medseg"):
+        (bundle / exe).write_text("#!/bin/sh\necho ok\n")
+        (bundle / exe).chmod(0o755)
+    (bundle / "VERSION").write_text("9.9.9\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_DATA_HOME": str(home / "share")}
+    script = ROOT / "packaging" / "linux" / "install.sh"
+    res = subprocess.run(["bash", str(script), "--user", str(bundle)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    dest = home / ".local" / "opt" / "medseg-gui-9.9.9"
+    assert (home / ".local" / "bin" / "medseg-gui").resolve() == dest / "medseg-gui"
+    assert (home / ".local" / "bin" / "medseg").resolve() == dest / "medseg"
+    entry = (home / "share" / "applications" / "medseg-gui.desktop").read_text()
+    assert f"Exec={dest}/medseg-gui %f" in entry
+    assert (home / "share" / "icons" / "hicolor" / "scalable" / "apps" / "medseg-gui.svg").is_file()
+
+    res = subprocess.run(["bash", str(script), "--user", "--uninstall", str(dest)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert not dest.exists()
+    assert not (home / ".local" / "bin" / "medseg-gui").is_symlink()
+    assert not (home / "share" / "applications" / "medseg-gui.desktop").exists()
