@@ -201,3 +201,30 @@ def test_shipped_model_segments_the_demo_case_as_recorded(demo_dice: float) -> N
                    "small intramuscular tumour): a better model must make this pass")
 def test_shipped_model_meets_the_demo_target(demo_dice: float) -> None:
     assert demo_dice >= 0.6
+
+
+def test_hard_negatives_and_isotropic_zoom() -> None:
+    from medseg_gui.training.config import DEFAULT_NORMALISATION
+    from medseg_gui.training.data import PreparedCase
+    from medseg_gui.training.sampling import case_item, train_transforms
+
+    rng = np.random.default_rng(0)
+    hu = np.where(rng.random((12, 40, 40)) < 0.5, -150, 40).astype(np.int16)  # fat or muscle
+    label = np.zeros(hu.shape, np.uint8)
+    label[4:8, 15:25, 15:25] = 1
+    geom = Geometry(shape=hu.shape, spacing=(1.0, 1.0, 3.0))
+    case = PreparedCase("c", hu, label, geom, label, geom)
+    roi = (8, 32, 32)
+    plain = case_item(case, DEFAULT_NORMALISATION, roi)
+    hard = case_item(case, DEFAULT_NORMALISATION, roi, bg_min_hu=-100)
+    flat_hu, flat_label = hu.ravel(), label.ravel()
+    assert (flat_label[hard["label_bg"]] == 0).all() and (flat_hu[hard["label_bg"]] > -100).all()
+    assert (flat_hu[plain["label_bg"]] == -150).any()  # without it, fat centres are drawn too
+    assert np.array_equal(hard["label_fg"], plain["label_fg"])
+
+    patches = train_transforms(roi, 6, neg_ratio=2.0, zoom=(0.8, 1.25))(hard)
+    assert len(patches) == 6
+    assert "label_bg" not in patches[0]  # the crop consumed the precomputed indices
+    for p in patches:
+        assert tuple(p["image"].shape) == (1, *roi) and tuple(p["label"].shape) == (1, *roi)
+        assert set(np.unique(np.asarray(p["label"]))) <= {0.0, 1.0}  # nearest for labels

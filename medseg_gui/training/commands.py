@@ -59,7 +59,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         model_id=args.model_id or out.parent.name, version=args.version or out.name,
         spacing=tuple(args.spacing), roi=tuple(args.roi), channels=tuple(args.channels),
         normalisation=norm, steps=args.steps, minutes=args.minutes,
-        cases_per_batch=args.batch_cases, samples_per_case=args.patches_per_case, lr=args.lr,
+        cases_per_batch=args.batch_cases, samples_per_case=args.patches_per_case,
+        neg_ratio=args.neg_ratio, bg_min_hu=args.bg_min_hu,
+        zoom=tuple(args.zoom) if args.zoom else None, lr=args.lr,
         seed=args.seed, val_fraction=args.val_fraction,
         force_validation=tuple(args.force_validation), workers=args.workers,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=args.resume,
@@ -115,6 +117,13 @@ def add_commands(subparsers: Any) -> None:
                    help="HU window, mapped to [-1, 1] (default -200 300)")
     p.add_argument("--batch-cases", type=int, default=2, help="cases per batch (2)")
     p.add_argument("--patches-per-case", type=int, default=4, help="patches per case (4)")
+    p.add_argument("--neg-ratio", type=float, default=1.0,
+                   help="background patches per tumour-centred patch (1)")
+    p.add_argument("--bg-min-hu", type=float, metavar="HU",
+                   help="centre background patches only above this HU (e.g. -100: muscle, "
+                        "not fat)")
+    p.add_argument("--zoom", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="isotropic random zoom range instead of per-axis scaling (e.g. 0.8 1.25)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (1e-3)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--val-fraction", type=float, default=0.2,

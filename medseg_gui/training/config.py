@@ -42,6 +42,9 @@ class TrainConfig:
     warmup_steps: int = 50
     cases_per_batch: int = 2
     samples_per_case: int = 4
+    neg_ratio: float = 1.0
+    bg_min_hu: float | None = None
+    zoom: tuple[float, float] | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-5
     seed: int = 12345

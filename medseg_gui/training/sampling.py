@@ -31,13 +31,15 @@ from monai.transforms.intensity.dictionary import (
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
-from monai.transforms.spatial.dictionary import RandAffined, RandFlipd
+from monai.transforms.spatial.dictionary import RandAffined, RandFlipd, RandZoomd
 from monai.transforms.utility.dictionary import FgBgToIndicesd, SelectItemsd
 
 from medseg_gui.inference.model_card import Normalisation
 from medseg_gui.training.data import PreparedCase
 
 KEYS = ("image", "label")
+# FgBgToIndicesd stores the indices under "label" + postfix; the crop reads them from there.
+FG, BG = "_fg", "_bg"
 
 
 def normalise(hu: npt.NDArray[Any], norm: Normalisation) -> npt.NDArray[np.float32]:
@@ -55,30 +57,52 @@ def pad_to(array: npt.NDArray[Any], roi: Sequence[int], value: float) -> npt.NDA
     return np.pad(array, pads, mode="constant", constant_values=value)
 
 
-def case_item(case: PreparedCase, norm: Normalisation, roi: Sequence[int]) -> dict[str, Any]:
-    """A dataset item: channel-first normalised image, label and precomputed crop indices."""
+def case_item(case: PreparedCase, norm: Normalisation, roi: Sequence[int],
+              bg_min_hu: float | None = None) -> dict[str, Any]:
+    """A dataset item: channel-first normalised image, label and precomputed crop indices.
+
+    With ``bg_min_hu`` background patches are centred only on voxels above that HU (muscle and
+    other soft tissue rather than fat or air: the "hard negatives" next to a tumour).
+    """
     low = (norm.low - norm.mean) / norm.std
     item: dict[Hashable, Any] = {
         "image": pad_to(normalise(case.image, norm), roi, low)[None],
         "label": pad_to(case.label, roi, 0).astype(np.float32)[None],
         "case": case.case_id,
     }
-    out = FgBgToIndicesd("label", "fg", "bg")(dict(item))
+    if bg_min_hu is None:
+        indices = FgBgToIndicesd("label", FG, BG)
+    else:
+        threshold = (min(max(bg_min_hu, norm.low), norm.high) - norm.mean) / norm.std
+        indices = FgBgToIndicesd("label", FG, BG, image_key="image", image_threshold=threshold)
+    out = indices(dict(item))
     return {str(k): v for k, v in out.items()}
 
 
-def train_transforms(roi: Sequence[int], samples_per_case: int) -> Compose:
-    """Crop (tumour:background 1:1), then augment; see the module docstring."""
+def train_transforms(roi: Sequence[int], samples_per_case: int, neg_ratio: float = 1.0,
+                     zoom: tuple[float, float] | None = None) -> Compose:
+    """Crop (tumour:background ``1:neg_ratio``), then augment; see the module docstring.
+
+    ``zoom`` replaces the per-axis scaling of the affine by one isotropic zoom factor drawn from
+    that range (``RandZoomd``, p=0.5), which changes a tumour's apparent size without
+    distorting its shape.
+    """
     roi3 = tuple(int(r) for r in roi)
+    scale = (0.05, 0.15, 0.15) if zoom is None else (0.0, 0.0, 0.0)
+    resize = [] if zoom is None else [
+        RandZoomd(KEYS, prob=0.5, min_zoom=zoom[0], max_zoom=zoom[1], keep_size=True,
+                  mode=("trilinear", "nearest"), padding_mode="edge")]
     return Compose([
-        RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=roi3, pos=1.0, neg=1.0,
-                               num_samples=samples_per_case, fg_indices_key="fg",
-                               bg_indices_key="bg", allow_smaller=False),
+        RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=roi3, pos=1.0,
+                               neg=neg_ratio, num_samples=samples_per_case,
+                               fg_indices_key="label" + FG, bg_indices_key="label" + BG,
+                               allow_smaller=False),
         # Rotation about the slice axis only: the slices are 3 mm apart, an out-of-plane
         # rotation would smear them. Border padding avoids painting air into the patch.
         RandAffined(KEYS, prob=0.5, rotate_range=(math.pi / 6, 0.0, 0.0),
-                    scale_range=(0.05, 0.15, 0.15), mode=("bilinear", "nearest"),
+                    scale_range=scale, mode=("bilinear", "nearest"),
                     padding_mode="border", spatial_size=roi3, cache_grid=True),
+        *resize,
         RandFlipd(KEYS, prob=0.5, spatial_axis=0),
         RandFlipd(KEYS, prob=0.5, spatial_axis=1),
         RandFlipd(KEYS, prob=0.5, spatial_axis=2),
@@ -92,10 +116,26 @@ def train_transforms(roi: Sequence[int], samples_per_case: int) -> Compose:
     ])
 
 
+def describe(neg_ratio: float = 1.0, zoom: tuple[float, float] | None = None,
+             bg_min_hu: float | None = None) -> tuple[str, str]:
+    """(sampling, augmentation) as the model card records them."""
+    sampling = f"RandCropByPosNegLabeld pos=1 neg={neg_ratio:g}"
+    if bg_min_hu is not None:
+        sampling += f", background centres only where HU > {bg_min_hu:g}"
+    scale = ("scale +-15% in-plane, +-5% across" if zoom is None
+             else f"no scaling; RandZoomd(p=0.5, isotropic {zoom[0]:g}-{zoom[1]:g})")
+    augmentation = (f"RandAffined(p=0.5, in-plane rotation +-30 deg, {scale}), RandFlipd x3 "
+                    "(p=0.5), RandGaussianNoised(p=0.15, 12.5 HU), RandGaussianSmoothd(p=0.15), "
+                    "RandAdjustContrastd(p=0.15, gamma 0.7-1.5), RandScaleIntensityd(0.15), "
+                    "RandShiftIntensityd(0.1)")
+    return sampling, augmentation
+
+
 def train_loader(items: list[dict[str, Any]], roi: Sequence[int], samples_per_case: int,
-                 cases_per_batch: int, workers: int) -> DataLoader:
+                 cases_per_batch: int, workers: int, neg_ratio: float = 1.0,
+                 zoom: tuple[float, float] | None = None) -> DataLoader:
     """An endless-epoch loader of ``cases_per_batch * samples_per_case`` patches a batch."""
-    ds = Dataset(items, transform=train_transforms(roi, samples_per_case))
+    ds = Dataset(items, transform=train_transforms(roi, samples_per_case, neg_ratio, zoom))
     return DataLoader(
         ds, batch_size=cases_per_batch, shuffle=True, drop_last=len(items) >= cases_per_batch,
         num_workers=workers, collate_fn=list_data_collate, persistent_workers=workers > 0,

@@ -48,7 +48,7 @@ from medseg_gui.training.data import (
 )
 from medseg_gui.training.evaluate import evaluate_cases, summarise
 from medseg_gui.training.export import write_model
-from medseg_gui.training.sampling import case_item, train_loader
+from medseg_gui.training.sampling import case_item, describe, train_loader
 
 log = logging.getLogger(__name__)
 CALIBRATE_FROM, CALIBRATE_TO = 10, 40  # steps timed to fit a --minutes budget
@@ -111,9 +111,10 @@ def train(cfg: TrainConfig, progress: Progress = no_progress) -> ModelCard:
     if state.step:
         set_determinism(cfg.seed + state.step)  # new patches after a resume, not a replay
         progress(0.05, f"resumed at step {state.step} (epoch {state.epoch})")
-    items = [case_item(prepared.load(c), cfg.normalisation, cfg.roi) for c in split.train]
+    items = [case_item(prepared.load(c), cfg.normalisation, cfg.roi, cfg.bg_min_hu)
+             for c in split.train]
     loader = train_loader(items, cfg.roi, cfg.samples_per_case, cfg.cases_per_batch,
-                          cfg.workers)
+                          cfg.workers, cfg.neg_ratio, cfg.zoom)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     amp = cfg.amp and device.type == "cuda"
     ckpt = cfg.work_dir / "checkpoint"
@@ -241,6 +242,7 @@ def _device_name(device: torch.device) -> str:
 def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, state: TrainState,
                      device: torch.device, wall: float) -> dict[str, Any]:
     steps_per_epoch = max(len(split.train) // cfg.cases_per_batch, 1)
+    sampling, augmentation = describe(cfg.neg_ratio, cfg.zoom, cfg.bg_min_hu)
     return {
         "command": cfg.command,
         "data": {"sha256": prepared.data_sha256, "source": prepared.source,
@@ -254,11 +256,8 @@ def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, stat
         "epochs": round(state.step / steps_per_epoch, 1),
         "steps_per_epoch": steps_per_epoch,
         "batch": {"cases": cfg.cases_per_batch, "patches_per_case": cfg.samples_per_case,
-                  "sampling": "RandCropByPosNegLabeld pos=1 neg=1"},
-        "augmentation": "RandAffined(p=0.5, in-plane rotation +-30 deg, scale +-15% in-plane, "
-                        "+-5% across), RandFlipd x3 (p=0.5), RandGaussianNoised(p=0.15, "
-                        "12.5 HU), RandGaussianSmoothd(p=0.15), RandAdjustContrastd(p=0.15, "
-                        "gamma 0.7-1.5), RandScaleIntensityd(0.15), RandShiftIntensityd(0.1)",
+                  "sampling": sampling},
+        "augmentation": augmentation,
         "loss": "monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)",
         "optimizer": f"AdamW lr={cfg.lr} weight_decay={cfg.weight_decay}, "
                      f"warm-up {cfg.warmup_steps} steps, poly(0.9) decay",
