@@ -30,3 +30,24 @@ def test_qt_free_packages_work_without_qt_or_vtk() -> None:
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+GPU_NODE = r"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'SimpleITK', 'PySide6', 'vtkmodules'}:
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, Block())
+import medseg_gui.inference.pipeline, medseg_gui.training.trainer, medseg_gui.training.__main__
+print('ok')
+"""
+
+
+def test_training_and_inference_import_without_simpleitk() -> None:
+    # The GPU nodes we train and benchmark on have PyTorch and MONAI but no SimpleITK: prepared
+    # training folders and on-grid volumes must not need it.
+    res = subprocess.run([sys.executable, "-c", GPU_NODE], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import SimpleITK as sitk
 
 from medseg_gui.core.geometry import Geometry
+
+if TYPE_CHECKING:  # imported where used: headless GPU nodes run the core without SimpleITK
+    import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Volume:
         ``interpolation`` is ``"linear"``, ``"nearest"`` or ``"bspline"``; ``default_value``
         fills voxels outside the source (the array minimum when omitted, i.e. air for CT).
         """
+        import SimpleITK as sitk
+
         interp = {
             "linear": sitk.sitkLinear,
             "nearest": sitk.sitkNearestNeighbor,
@@ -145,6 +149,8 @@ class Volume:
 
 def to_sitk(array: npt.NDArray[Any], geometry: Geometry) -> sitk.Image:
     """A SimpleITK image sharing no memory with ``array``, with ``geometry`` applied."""
+    import SimpleITK as sitk
+
     img = sitk.GetImageFromArray(np.ascontiguousarray(array))
     img.SetSpacing(geometry.spacing)
     img.SetOrigin(geometry.origin)
@@ -154,6 +160,8 @@ def to_sitk(array: npt.NDArray[Any], geometry: Geometry) -> sitk.Image:
 
 def make_reference(geometry: Geometry) -> sitk.Image:
     """An empty SimpleITK image on ``geometry``, for resampling onto it."""
+    import SimpleITK as sitk
+
     img = sitk.Image(list(geometry.size_ijk), sitk.sitkUInt8)
     img.SetSpacing(geometry.spacing)
     img.SetOrigin(geometry.origin)
