@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medseg_gui.inference.network import TumourProbability  # noqa: E402
-from medseg_gui.inference.sliding import sliding_window_probability  # noqa: E402
+from medseg_gui.inference.sliding import Lane, sliding_window_probability  # noqa: E402
 from medseg_gui.inference.torch_backend import TorchBackend  # noqa: E402
 
 
@@ -65,6 +65,39 @@ def swin(feature_size: int, flash: bool) -> torch.nn.Module:
                      use_flash_attention=flash)
 
 
+def lazy(factory: Callable[[], Callable[[], Any]]) -> Callable[[], Any]:
+    """A variant built on its first call (its models take GPU memory only when it runs)."""
+    built: list[Callable[[], Any]] = []
+
+    def run() -> Any:
+        if not built:
+            built.append(factory())
+        return built[0]()
+    return run
+
+
+def copy_times(hu: torch.Tensor, repeat: int) -> dict[str, float]:
+    """Milliseconds to move the volume to the GPU (pageable and pinned) and a float32
+    probability of the same size back: what there is to overlap with compute."""
+    host = hu.cpu().numpy()
+    pinned = torch.from_numpy(host).pin_memory()
+    on_gpu = hu.float()
+    jobs = {"upload pageable": lambda: torch.from_numpy(host).to("cuda"),
+            "upload pinned": lambda: pinned.to("cuda", non_blocking=True),
+            "download": lambda: on_gpu.cpu()}
+    out = {}
+    for name, job in jobs.items():
+        times = []
+        for _ in range(repeat + 1):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            job()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        out[name] = 1000 * statistics.median(times[1:])
+    return out
+
+
 def window_flops(model: torch.nn.Module, roi: int, device: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -76,18 +109,24 @@ def window_flops(model: torch.nn.Module, roi: int, device: str) -> float:
 def timed(fn: Callable[[], tuple[torch.Tensor, int]], repeat: int, device: str
           ) -> tuple[float, torch.Tensor, int, float]:
     """(median seconds, last output, windows run, peak GiB) after one warm-up."""
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    cuda = device.startswith("cuda")
+    gpus = range(torch.cuda.device_count()) if cuda else range(0)
+
+    def sync() -> None:
+        for i in gpus:
+            torch.cuda.synchronize(i)
+
     fn()
     sync()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+    for i in gpus:
+        torch.cuda.reset_peak_memory_stats(i)
     times, out, n = [], torch.empty(0), 0
     for _ in range(repeat):
         t0 = time.perf_counter()
         out, n = fn()
         sync()
         times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
+    peak = max((torch.cuda.max_memory_allocated(i) / 2**30 for i in gpus), default=0.0)
     return statistics.median(times), out, n, peak
 
 
@@ -154,6 +193,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true", help="add a torch.compile variant")
+    ap.add_argument("--multi-gpu", action="store_true",
+                    help="add variants that split the windows over 2..N visible GPUs")
+    ap.add_argument("--copies", action="store_true",
+                    help="also time the host<->GPU copies of the volume and the probability")
     ap.add_argument("--only", help="variant names separated by ; to run (plus the baselines)")
     ap.add_argument("--small", action="store_true", help="tiny sizes to check the script")
     ap.add_argument("--json", type=Path)
@@ -194,15 +237,29 @@ def main() -> None:
             return out[0, 0].float(), -1
         return run
 
-    def ours(backend: TorchBackend, skip: bool) -> Callable[[], tuple[torch.Tensor, int]]:
+    def ours(backend: TorchBackend | list[TorchBackend], skip: bool
+             ) -> Callable[[], tuple[torch.Tensor, int]]:
+        # A list: one backend per GPU, the windows split over them (lane 0 is the input's GPU)
+        predict = (backend.run if isinstance(backend, TorchBackend)
+                   else [Lane(torch.device(b.device), b.run) for b in backend])
+
         def run() -> tuple[torch.Tensor, int]:
             p, stats = sliding_window_probability(
-                image, backend.run, roi, overlap=args.overlap, batch_size=args.batch,
+                image, predict, roi, overlap=args.overlap, batch_size=args.batch,
                 body=body if skip else None)
             return p, stats.windows - stats.skipped
         return run
 
     fast_module = TumourProbability(fast)
+
+    def per_gpu(precision: str, module: torch.nn.Module, skip: bool, gpus: int,
+                compile: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
+        group = [TorchBackend(None, device=f"cuda:{i}", precision=precision,
+                              module=copy.deepcopy(module), compile=compile)
+                 for i in range(gpus)]
+        for b in group:  # compile (or warm up) each GPU's copy here, not inside the lanes
+            b.run(torch.zeros(args.batch, 1, *roi, device=b.device))
+        return ours(group, skip)
 
     def torch_variant(precision: str, module: torch.nn.Module, skip: bool, cl: bool = True,
                       compile: bool | str = False) -> Callable[[], tuple[torch.Tensor, int]]:
@@ -234,6 +291,13 @@ def main() -> None:
             ("ours fp16 compiled, skip", torch_variant("fp16", ref_model, True, False, True)),
             ("ours bf16 compiled, skip", torch_variant("bf16", ref_model, True, False, True)),
         ]
+    gpus = torch.cuda.device_count() if dev.startswith("cuda") else 0
+    for n in range(2, gpus + 1) if args.multi_gpu else ():
+        variants += [(f"ours fp16, skip air, {n} GPUs",
+                      lazy(lambda n=n: per_gpu("fp16", ref_model, True, n)))]
+        if args.compile:
+            variants += [(f"ours fp16 compiled, skip, {n} GPUs",
+                          lazy(lambda n=n: per_gpu("fp16", ref_model, True, n, True)))]
     if args.only:  # the two MONAI baselines always run: they are the table's reference
         keep = [w.strip() for w in args.only.split(";")]
         variants = [v for v in variants
@@ -274,6 +338,11 @@ def main() -> None:
               f"{r['max_abs_diff_body']:9.2e} {r['voxel_agreement']:8.5f} "
               f"{r['voxel_agreement_body']:8.5f} {r['dice_body']:7.4f}")
     print("b = body voxels (HU >= -500); x fp16 = MONAI autocast fp16 seconds / these seconds")
+    if args.copies and dev.startswith("cuda"):
+        copies = copy_times(hu, max(args.repeat, 3))
+        mb = hu.numel() * 4 / 1e6
+        print(f"copies of the {mb:.0f} MB float32 volume (ms): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in copies.items()))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "device": gpu, "rows": rows}, indent=2))

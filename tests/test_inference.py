@@ -239,3 +239,97 @@ def test_int8_calibration_batches_are_real_body_windows(card: ModelCard) -> None
     batches = list(calibration_batches([volume.with_array(arr)], card, batch_size=2))
     assert batches and all(b.shape == (2, 1, *card.roi_size) for b in batches)
     assert all(b.dtype == np.float32 and (b > -0.5).any(axis=(1, 2, 3, 4)).all() for b in batches)
+
+
+def _counting(net: torch.nn.Module, calls: list[int]) -> Any:
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        calls.append(int(x.shape[0]))
+        with torch.inference_mode():
+            out: torch.Tensor = torch.sigmoid(net(x))
+        return out
+    return predict
+
+
+@pytest.mark.parametrize("lanes", [2, 3, 7])
+def test_windows_split_over_lanes_equal_one_device(lanes: int) -> None:
+    # Lanes stand for GPUs: each takes a contiguous run of windows in its own thread and sums
+    # its slab; the blended result must not depend on how the windows were split.
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 1, 3, padding=1)
+    x = torch.randn(50, 40, 70)
+    body = torch.zeros(x.shape, dtype=torch.bool)
+    body[:, :, :40] = True  # some windows are air and skipped
+    one_calls: list[int] = []
+    ref, ref_stats = sliding_window_probability(x, _counting(net, one_calls), (16, 32, 32),
+                                                overlap=0.5, batch_size=3, body=body)
+    calls: list[list[int]] = [[] for _ in range(lanes)]
+    from medseg_gui.inference.sliding import Lane
+
+    seen: list[float] = []
+
+    def progress(fraction: float, message: str) -> bool:
+        seen.append(fraction)
+        return True
+
+    ours, stats = sliding_window_probability(
+        x, [Lane(torch.device("cpu"), _counting(net, c)) for c in calls], (16, 32, 32),
+        overlap=0.5, batch_size=3, body=body, progress=progress)
+    assert float((ours - ref).abs().max()) < 1e-6
+    assert (stats.windows, stats.skipped) == (ref_stats.windows, ref_stats.skipped)
+    ran = [sum(c) for c in calls]
+    assert sum(ran) == sum(one_calls) == stats.windows - stats.skipped
+    assert sum(1 for r in ran if r) == min(lanes, sum(one_calls))  # every lane had work
+    assert max(ran) - min(ran) <= 1 or lanes > sum(one_calls)  # balanced
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_a_failing_lane_stops_the_others_and_its_error_surfaces() -> None:
+    from medseg_gui.inference.sliding import Lane
+
+    net = torch.nn.Conv3d(1, 1, 3, padding=1)
+    calls: list[int] = []
+
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("engine failed on this GPU")
+
+    lanes = [Lane(torch.device("cpu"), _counting(net, calls)),
+             Lane(torch.device("cpu"), broken)]
+    with pytest.raises(ValueError, match="engine failed"):
+        sliding_window_probability(torch.randn(80, 40, 40), lanes, (16, 32, 32), batch_size=1)
+    assert sum(calls) < 20  # the healthy lane stopped instead of running all its windows
+
+
+def test_cancel_stops_every_lane() -> None:
+    from medseg_gui.inference.sliding import Lane
+
+    net = torch.nn.Conv3d(1, 1, 3, padding=1)
+    calls: list[list[int]] = [[], []]
+    slow = [_counting(net, c) for c in calls]
+
+    def slowly(predict: Any) -> Any:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            import time
+
+            time.sleep(0.05)
+            out: torch.Tensor = predict(x)
+            return out
+        return run
+
+    lanes = [Lane(torch.device("cpu"), slowly(p)) for p in slow]
+    with pytest.raises(Cancelled):
+        sliding_window_probability(torch.randn(120, 40, 40), lanes, (16, 32, 32),
+                                   batch_size=1, progress=lambda f, m: f < 0.2)
+    from medseg_gui.inference.sliding import window_starts
+
+    total = len(window_starts((120, 40, 40), (16, 32, 32), 0.5))
+    assert 0 < sum(map(sum, calls)) < 0.6 * total  # both lanes stopped well before the end
+
+
+def test_segment_over_several_backends_equals_one(card: ModelCard) -> None:
+    volume = ct_like((40, 60, 44))
+    one = segment(volume, card, TorchBackend(card), batch_size=2)
+    two = segment(volume, card, [TorchBackend(card), TorchBackend(card)], batch_size=2)
+    assert two.device == "cpu+cpu" and one.device == "cpu"
+    diff = np.abs(one.probability.astype(np.float32) - two.probability.astype(np.float32))
+    assert diff.max() <= 1e-3  # float16 output
+    assert np.array_equal(one.segmentation.labelmap, two.segmentation.labelmap)

@@ -89,3 +89,18 @@ def test_onnxruntime_on_gpu_when_its_cuda_provider_exists(card: ModelCard) -> No
     batch = torch.randn(3, 1, *card.roi_size, device="cuda")
     ref = TorchBackend(card, device="cuda").run(batch)
     assert float((backend.run(batch) - ref).abs().max()) < 1e-4
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_windows_split_over_every_gpu_equal_one_gpu(card: ModelCard) -> None:
+    from medseg_gui.inference.backend import open_backends
+
+    volume = ct_like((60, 90, 80))
+    group = open_backends(card, "torch", precision="fp32")
+    assert [b.device for b in group] == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    one = segment(volume, card, group[0], batch_size=2)
+    many = segment(volume, card, group, batch_size=2)
+    assert many.device == "+".join(b.device for b in group)
+    diff = np.abs(one.probability.astype(np.float32) - many.probability.astype(np.float32))
+    assert diff.max() <= 1e-3  # float16 output
+    assert (one.segmentation.labelmap == many.segmentation.labelmap).mean() > 0.9999

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -59,9 +60,16 @@ class Backend(Protocol):
         ...
 
 
-def describe(backend: Backend) -> str:
-    """``"tensorrt fp16 on cuda:0"``: what the user is told ran."""
-    return f"{backend.name} {backend.precision} on {backend.device}"
+def describe(backend: Backend | Sequence[Backend]) -> str:
+    """``"tensorrt fp16 on cuda:0"`` (``"... on cuda:0+cuda:1"`` for one per GPU): what the
+    user is told ran."""
+    group: list[Backend] = list(backend) if isinstance(backend, Sequence) else [backend]
+    return f"{group[0].name} {group[0].precision} on {devices(group)}"
+
+
+def devices(backends: Sequence[Backend]) -> str:
+    """``"cuda:0+cuda:1"``: the devices of a group of backends."""
+    return "+".join(b.device for b in backends)
 
 
 def as_tensor(batch: Batch, device: str | torch.device) -> torch.Tensor:
@@ -132,6 +140,8 @@ def open_backend(
         raise LoadError(name, f"unknown backend; choose one of {', '.join(BACKENDS)}")
     if name == "auto":
         name, dev = auto_choice(device)
+        if dev == "cuda" and device and device.startswith("cuda:"):
+            dev = device  # keep the GPU that was asked for
     else:
         dev = device or ("cuda" if cuda_available() and name != "onnxruntime" else "cpu")
         if name == "onnxruntime" and device is None and onnxruntime_cuda_available():
@@ -157,6 +167,40 @@ def open_backend(
     from medseg_gui.inference.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(card, device=dev, precision=prec, max_batch=max_batch)
+
+
+def open_backends(
+    card: ModelCard,
+    name: str = "auto",
+    *,
+    device: str | None = None,
+    precision: str | None = None,
+    max_batch: int = 16,
+    gpus: int | None = None,
+) -> list[Backend]:
+    """One backend per GPU that the windows will be split over (see :func:`open_backend`).
+
+    When the choice lands on CUDA without a GPU index (``device`` None or ``"cuda"``), the model
+    is loaded on each of the first ``gpus`` visible GPUs (default: all; ``CUDA_VISIBLE_DEVICES``
+    picks them), one engine or session per GPU; otherwise the list holds one backend.
+    """
+    first = open_backend(card, name, device=device, precision=precision, max_batch=max_batch)
+    count = 1
+    if device in (None, "cuda") and first.device == "cuda:0":
+        count = torch.cuda.device_count()
+    if gpus:
+        count = min(count, gpus)
+    group = [first]
+    try:
+        for index in range(1, count):
+            with torch.cuda.device(index):  # engines and contexts are made on their own GPU
+                group.append(open_backend(card, first.name, device=f"cuda:{index}",
+                                          precision=first.precision, max_batch=max_batch))
+    except Exception:
+        for backend in group:
+            backend.close()
+        raise
+    return group
 
 
 def cpu_fallback(card: ModelCard) -> Backend:

@@ -28,7 +28,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     import numpy as np
 
     from medseg_gui.core.volume import Volume
-    from medseg_gui.inference.backend import open_backend
+    from medseg_gui.inference.backend import open_backends
     from medseg_gui.inference.models import resolve_model
     from medseg_gui.inference.pipeline import InferenceError, segment
     from medseg_gui.io.imagefile import write_image
@@ -44,14 +44,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
             raise LoadError(path, "output exists; pass --force to overwrite it")
     card = resolve_model(args.model)
     volume = load_volume(args.input, progress=terminal_progress)
-    backend = open_backend(card, args.backend, device=args.device, precision=args.precision)
+    backends = open_backends(card, args.backend, device=args.device, precision=args.precision,
+                             gpus=args.gpus)
     try:
-        result = segment(volume, card, backend, batch_size=args.batch,
+        result = segment(volume, card, backends, batch_size=args.batch,
                          skip_air=not args.no_skip_air, progress=terminal_progress)
     except InferenceError as exc:
         raise LoadError(args.input, str(exc)) from exc
     finally:
-        backend.close()
+        for backend in backends:
+            backend.close()
     seg = result.segmentation
     # With its segment table (name, coded concepts, AUTOMATIC, model id:version), so the mask
     # reopens in the app and exports to DICOM SEG as what it is.
@@ -112,6 +114,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: the GPU when there is one")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
                    help="default: fp16 on a GPU, fp32 on the CPU")
+    p.add_argument("--gpus", type=int,
+                   help="split the windows over this many GPUs (default: every visible GPU)")
     p.add_argument("--probability", help="also write the tumour probability (float32 image)")
     p.add_argument("--batch", type=int, default=8, help="windows per network call (default 8)")
     p.add_argument("--no-skip-air", action="store_true", help="run windows of air too")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,9 @@ from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, no_progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.inference.backend import Backend, cpu_fallback, describe
+from medseg_gui.inference.backend import Backend, cpu_fallback, describe, devices
 from medseg_gui.inference.model_card import ModelCard, Normalisation
-from medseg_gui.inference.sliding import is_out_of_memory, sliding_window_probability
+from medseg_gui.inference.sliding import Lane, is_out_of_memory, sliding_window_probability
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def prepare(volume: Volume, card: ModelCard) -> tuple[Volume, npt.NDArray[np.flo
 def segment(
     volume: Volume,
     card: ModelCard,
-    backend: Backend,
+    backend: Backend | Sequence[Backend],
     *,
     batch_size: int = 8,
     skip_air: bool = True,
@@ -121,6 +121,9 @@ def segment(
 
     Parameters
     ----------
+    backend
+        A loaded backend, or one per GPU (:func:`~.backend.open_backends`): the windows are
+        then split over them.
     batch_size
         Windows per backend call (capped by ``backend.max_batch``).
     skip_air
@@ -145,14 +148,15 @@ def segment(
     body = on_grid.array >= AIR_HU if skip_air else None
     messages: list[str] = []
     slide = scaled(progress, 0.1, 0.95)
-    used = backend
+    group: list[Backend] = list(backend) if isinstance(backend, Sequence) else [backend]
+    used = group
     try:
         prob, stats = _slide(used, card, image, body, batch_size, slide)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        used = (fallback or (lambda: cpu_fallback(card)))()
-        messages.append(f"{describe(backend)} ran out of memory even for one window; "
+        used = [(fallback or (lambda: cpu_fallback(card)))()]
+        messages.append(f"{describe(group)} ran out of memory even for one window; "
                         f"finished on {describe(used)} instead")
         log.warning(messages[-1])
         try:
@@ -174,18 +178,25 @@ def segment(
         probability >= card.threshold, label, 0).astype(np.uint16 if label > 255 else np.uint8)
     seg = Segmentation(labelmap, volume.geometry, card.segments())
     return SegmentationResult(
-        probability=probability, segmentation=seg, backend=used.name,
-        precision=used.precision, device=used.device, windows=stats.windows,
+        probability=probability, segmentation=seg, backend=used[0].name,
+        precision=used[0].precision, device=devices(used), windows=stats.windows,
         skipped=stats.skipped, batch_size=stats.batch_size,
         seconds=time.perf_counter() - t0, messages=messages)
 
 
-def _slide(backend: Backend, card: ModelCard, image: npt.NDArray[np.float32],
+def _slide(backends: list[Backend], card: ModelCard, image: npt.NDArray[np.float32],
            body: npt.NDArray[np.bool_] | None, batch_size: int,
            progress: Progress) -> tuple[torch.Tensor, Any]:
-    device = torch.device(backend.device)
-    x = torch.from_numpy(image).to(device)
-    mask = torch.from_numpy(body).to(device) if body is not None else None
+    batch = min(batch_size, *(b.max_batch for b in backends))
+    host = torch.from_numpy(image)
+    mask = torch.from_numpy(body) if body is not None else None
+    if len(backends) == 1:  # the whole volume goes to the device once
+        device = torch.device(backends[0].device)
+        return sliding_window_probability(
+            host.to(device), backends[0].run, card.roi_size, overlap=card.overlap,
+            blend=card.blend, batch_size=batch, body=mask, progress=progress)
+    # one lane per GPU: each copies the slab its windows cover
+    lanes = [Lane(torch.device(b.device), b.run) for b in backends]
     return sliding_window_probability(
-        x, backend.run, card.roi_size, overlap=card.overlap, blend=card.blend,
-        batch_size=min(batch_size, backend.max_batch), body=mask, progress=progress)
+        host, lanes, card.roi_size, overlap=card.overlap, blend=card.blend, batch_size=batch,
+        body=mask, progress=progress)

@@ -11,14 +11,17 @@ windows done of total through the project's ``progress(fraction, message) -> boo
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.core.progress import Cancelled, Progress, check, no_progress
 
 Shape3 = tuple[int, int, int]
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -93,9 +96,18 @@ class SlidingStats:
     messages: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One device's share of the work: where its windows are cut and accumulated, and the
+    ``predict`` (a backend's ``run``) that computes there."""
+
+    device: torch.device
+    predict: Predict
+
+
 def sliding_window_probability(
     image: torch.Tensor,
-    predict: Predict,
+    predict: Predict | Sequence[Lane],
     roi: Sequence[int],
     *,
     overlap: float = 0.5,
@@ -110,13 +122,18 @@ def sliding_window_probability(
     Parameters
     ----------
     image
-        Normalised volume ``(D, H, W)`` on the compute device; accumulation happens there.
+        Normalised volume ``(D, H, W)``. With one ``predict`` the work happens on ``image``'s
+        device. With several lanes (one per GPU) the windows are split into as many contiguous
+        runs along the first axis; each lane copies the slab of ``image`` its windows cover to its
+        device, cuts, runs and accumulates its windows there in its own thread, and the slabs
+        are summed on the first lane's device.
     predict
-        ``(B, 1, *roi) -> (B, 1, *roi)`` probabilities (a backend's ``run``).
+        ``(B, 1, *roi) -> (B, 1, *roi)`` probabilities (a backend's ``run``), or a sequence of
+        :class:`Lane`.
     roi, overlap, blend
         Window size (array order), fractional overlap and ``"gaussian"``/``"constant"`` weights.
     batch_size
-        Windows per call; halved (down to 1) when the device runs out of memory.
+        Windows per call; halved (down to 1) when a device runs out of memory.
     body
         Boolean ``(D, H, W)`` mask of voxels that are not air (e.g. HU >= -500). Windows with no
         body voxel are not run; their voxels get probability 0 unless another window covers
@@ -124,15 +141,20 @@ def sliding_window_probability(
     pad_value
         Value of the padding added when the image is smaller than ``roi`` (MONAI pads with 0).
     progress
-        ``progress(fraction, message) -> bool``; ``False`` raises :class:`Cancelled`.
+        ``progress(fraction, message) -> bool``, called from the calling thread only; ``False``
+        raises :class:`Cancelled` (other lanes stop after their current batch).
 
     Returns
     -------
     (probability, stats)
-        Float32 ``(D, H, W)`` tensor on ``image``'s device, and what was run.
+        Float32 ``(D, H, W)`` tensor on the (first) lane's device, and what was run.
     """
     if image.ndim != 3:
         raise ValueError(f"expected a (D, H, W) volume, got shape {tuple(image.shape)}")
+    lanes = [Lane(image.device, predict)] if callable(predict) else list(predict)
+    if not lanes:
+        raise ValueError("no lane to run the windows on")
+    out_device = lanes[0].device
     roi3: Shape3 = (int(roi[0]), int(roi[1]), int(roi[2]))
     size: Shape3 = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
     pads = pad_amounts(size, roi3)
@@ -150,37 +172,108 @@ def sliding_window_probability(
     else:
         run = list(starts)
     stats = SlidingStats(windows=len(starts), skipped=len(starts) - len(run))
-    weights = importance_map(roi3, blend, image.device)
-    total = torch.zeros(padded, dtype=torch.float32, device=image.device)
-    count = torch.zeros(padded, dtype=torch.float32, device=image.device)
+    weights = importance_map(roi3, blend, out_device)
+    count = torch.zeros(padded, dtype=torch.float32, device=out_device)
     for s in run:
         _window(count, s, roi3).add_(weights)
-    messages: list[str] = []
-    batch = max(int(batch_size), 1)
-    done = 0
     check(progress, 0.0, f"0 of {len(run)} windows ({stats.skipped} of air skipped)")
-    while done < len(run):
-        group = run[done : done + batch]
-        windows = torch.stack([_window(image, s, roi3) for s in group])[:, None]
-        try:
-            probs = predict(windows)
-        except Exception as exc:
-            if not is_out_of_memory(exc) or batch == 1:
-                raise
-            batch = max(batch // 2, 1)
-            messages.append(f"out of device memory: retrying with {batch} windows per batch")
-            _empty_cache(image.device)
-            continue
-        probs = probs.to(device=image.device, dtype=torch.float32)
-        for s, p in zip(group, probs, strict=True):
-            _window(total, s, roi3).add_(p[0] * weights)
-        done += len(group)
-        check(progress, done / len(run), f"{done} of {len(run)} windows")
-    stats.batch_size = batch
-    stats.messages = tuple(messages)
+    jobs = [_LaneJob(lane, group, image, weights, roi3, batch_size)
+            for lane, group in zip(lanes, _split(run, len(lanes)), strict=True)]
+    if len(jobs) == 1:
+        def report(n: int) -> None:
+            check(progress, n / len(run), f"{n} of {len(run)} windows")
+
+        jobs[0].run(report)
+    else:
+        _run_parallel(jobs, len(run), progress)
+    total = torch.zeros(padded, dtype=torch.float32, device=out_device)
+    for job in jobs:
+        if job.total is not None:
+            total[job.z0 : job.z0 + job.total.shape[0]] += job.total.to(out_device)
+    stats.batch_size = min(job.batch for job in jobs)
+    stats.messages = tuple(m for job in jobs for m in job.messages)
     prob = torch.where(count > 0, total / count.clamp_min(1e-12), torch.zeros_like(total))
     (a0, _), (b0, _), (c0, _) = pads
     return prob[a0 : a0 + size[0], b0 : b0 + size[1], c0 : c0 + size[2]], stats
+
+
+def _split(run: list[Shape3], parts: int) -> list[list[Shape3]]:
+    """``run`` (first axis slowest) in ``parts`` contiguous groups of near-equal size."""
+    bounds = [round(i * len(run) / parts) for i in range(parts + 1)]
+    return [run[bounds[i] : bounds[i + 1]] for i in range(parts)]
+
+
+class _LaneJob:
+    """One lane's windows: slab upload, batched predict, float32 accumulation on its device."""
+
+    def __init__(self, lane: Lane, group: list[Shape3], image: torch.Tensor,
+                 weights: torch.Tensor, roi: Shape3, batch_size: int) -> None:
+        self.lane, self.group, self.image, self.roi = lane, group, image, roi
+        self.weights = weights
+        self.batch = max(int(batch_size), 1)
+        self.messages: list[str] = []
+        self.total: torch.Tensor | None = None
+        self.z0 = min((s[0] for s in group), default=0)
+        self.stop = threading.Event()
+
+    def run(self, report: Callable[[int], None]) -> None:
+        if not self.group:
+            return
+        device = self.lane.device
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            z1 = max(s[0] for s in self.group) + self.roi[0]
+            slab = self.image[self.z0 : z1].to(device)  # no copy when already there
+            weights = self.weights.to(device)
+            total = torch.zeros(slab.shape, dtype=torch.float32, device=device)
+            shifted = [(a - self.z0, b, c) for a, b, c in self.group]
+            done = 0
+            while done < len(shifted):
+                if self.stop.is_set():
+                    raise Cancelled("stopped")
+                group = shifted[done : done + self.batch]
+                windows = torch.stack([_window(slab, s, self.roi) for s in group])[:, None]
+                try:
+                    probs = self.lane.predict(windows)
+                except Exception as exc:
+                    if not is_out_of_memory(exc) or self.batch == 1:
+                        raise
+                    self.batch = max(self.batch // 2, 1)
+                    self.messages.append(f"out of device memory on {device}: retrying with "
+                                         f"{self.batch} windows per batch")
+                    _empty_cache(device)
+                    continue
+                probs = probs.to(device=device, dtype=torch.float32)
+                for s, p in zip(group, probs, strict=True):
+                    _window(total, s, self.roi).add_(p[0] * weights)
+                done += len(group)
+                report(len(group))
+            self.total = total
+
+
+def _run_parallel(jobs: list[_LaneJob], windows: int, progress: Progress) -> None:
+    """Each job in its own thread; progress and cancel are handled here, in the caller's."""
+    lock = threading.Lock()
+    done = [0]
+
+    def report(n: int) -> None:
+        with lock:
+            done[0] += n
+
+    with ThreadPoolExecutor(len(jobs), thread_name_prefix="lane") as pool:
+        futures = [pool.submit(job.run, report) for job in jobs]
+        try:
+            while True:
+                finished, pending = wait(futures, timeout=0.1, return_when=FIRST_EXCEPTION)
+                if not pending or any(f.exception() for f in finished):
+                    break
+                check(progress, done[0] / windows, f"{done[0]} of {windows} windows")
+        finally:  # after a cancel or a failed lane the other lanes stop after their batch
+            for job in jobs:
+                job.stop.set()
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:  # the lane that failed first, not the ones it stopped
+        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+    check(progress, 1.0, f"{windows} of {windows} windows")
 
 
 def _window(t: torch.Tensor, start: Shape3, roi: Shape3) -> torch.Tensor:

@@ -78,7 +78,7 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
     try:
         from medseg_gui.core.progress import Cancelled
         from medseg_gui.core.volume import Volume
-        from medseg_gui.inference.backend import open_backend
+        from medseg_gui.inference.backend import open_backends
         from medseg_gui.inference.model_card import load_card
         from medseg_gui.inference.pipeline import segment
 
@@ -94,11 +94,12 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
             return not cancel.is_set()
 
         card = load_card(spec["model_folder"])
-        backend = open_backend(card, spec["backend"], device=spec["device"])
+        backends = open_backends(card, spec["backend"], device=spec["device"])  # one per GPU
         try:
-            result = segment(volume, card, backend, progress=progress)
+            result = segment(volume, card, backends, progress=progress)
         finally:
-            backend.close()
+            for backend in backends:
+                backend.close()
         view(spec["probability"], "float16")[...] = result.probability
         view(spec["labelmap"], spec["label_dtype"])[...] = result.segmentation.labelmap
         events.put(("done", {
