@@ -253,20 +253,22 @@ def main() -> None:
     fast_module = TumourProbability(fast)
 
     def per_gpu(precision: str, module: torch.nn.Module, skip: bool, gpus: int,
-                compile: bool = False) -> Callable[[], tuple[torch.Tensor, int]]:
+                compile: bool = False, graphs: bool = False
+                ) -> Callable[[], tuple[torch.Tensor, int]]:
         group = [TorchBackend(None, device=f"cuda:{i}", precision=precision,
-                              module=copy.deepcopy(module), compile=compile)
+                              module=copy.deepcopy(module), compile=compile, graphs=graphs)
                  for i in range(gpus)]
         for b in group:  # compile (or warm up) each GPU's copy here, not inside the lanes
             b.run(torch.zeros(args.batch, 1, *roi, device=b.device))
         return ours(group, skip)
 
     def torch_variant(precision: str, module: torch.nn.Module, skip: bool, cl: bool = True,
-                      compile: bool | str = False) -> Callable[[], tuple[torch.Tensor, int]]:
+                      compile: bool | str = False, graphs: bool = False
+                      ) -> Callable[[], tuple[torch.Tensor, int]]:
         if compile:  # a copy per compiled variant: no shared graph caches between modes
             module = copy.deepcopy(module)
         return ours(TorchBackend(None, device=dev, precision=precision, module=module,
-                                 channels_last=cl, compile=compile), skip)
+                                 channels_last=cl, compile=compile, graphs=graphs), skip)
 
     variants: list[tuple[str, Callable[[], tuple[torch.Tensor, int]]]] = [
         ("MONAI swi fp32 (baseline)", monai(None)),
@@ -278,6 +280,8 @@ def main() -> None:
         ("ours fp16, skip air", torch_variant("fp16", ref_model, True, cl=False)),
         ("ours fp16 sdpa, skip air", torch_variant("fp16", fast_module, True, cl=False)),
         ("ours bf16 sdpa, skip air", torch_variant("bf16", fast_module, True, cl=False)),
+        ("ours fp16 graphs, skip air", torch_variant("fp16", ref_model, True, cl=False,
+                                                     graphs=True)),
     ]
     if args.compile:  # each compiles its own graph (tens of seconds, outside the timing)
         variants += [
@@ -285,19 +289,25 @@ def main() -> None:
                                                             True)),
             ("ours fp16 sdpa compiled, skip", torch_variant("fp16", fast_module, True, False,
                                                             True)),
-            ("ours bf16 compiled+graphs, skip", torch_variant(
+            ("ours bf16 sdpa reduce-overhead, skip", torch_variant(
                 "bf16", fast_module, True, False, "reduce-overhead")),
             ("ours fp32 compiled, skip", torch_variant("fp32", ref_model, True, False, True)),
             ("ours fp16 compiled, skip", torch_variant("fp16", ref_model, True, False, True)),
             ("ours bf16 compiled, skip", torch_variant("bf16", ref_model, True, False, True)),
+            ("ours fp16 compiled+graphs, skip", torch_variant("fp16", ref_model, True, False,
+                                                              True, graphs=True)),
         ]
     gpus = torch.cuda.device_count() if dev.startswith("cuda") else 0
     for n in range(2, gpus + 1) if args.multi_gpu else ():
         variants += [(f"ours fp16, skip air, {n} GPUs",
-                      lazy(lambda n=n: per_gpu("fp16", ref_model, True, n)))]
+                      lazy(lambda n=n: per_gpu("fp16", ref_model, True, n))),
+                     (f"ours fp16 graphs, skip air, {n} GPUs",
+                      lazy(lambda n=n: per_gpu("fp16", ref_model, True, n, graphs=True)))]
         if args.compile:
             variants += [(f"ours fp16 compiled, skip, {n} GPUs",
-                          lazy(lambda n=n: per_gpu("fp16", ref_model, True, n, True)))]
+                          lazy(lambda n=n: per_gpu("fp16", ref_model, True, n, True))),
+                         (f"ours fp16 compiled+graphs, skip, {n} GPUs",
+                          lazy(lambda n=n: per_gpu("fp16", ref_model, True, n, True, True)))]
     if args.only:  # the two MONAI baselines always run: they are the table's reference
         keep = [w.strip() for w in args.only.split(";")]
         variants = [v for v in variants

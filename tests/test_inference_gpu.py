@@ -104,3 +104,16 @@ def test_windows_split_over_every_gpu_equal_one_gpu(card: ModelCard) -> None:
     diff = np.abs(one.probability.astype(np.float32) - many.probability.astype(np.float32))
     assert diff.max() <= 1e-3  # float16 output
     assert (one.segmentation.labelmap == many.segmentation.labelmap).mean() > 0.9999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graph_replays_equal_plain_calls(card: ModelCard, precision: str) -> None:
+    plain = TorchBackend(card, device="cuda", precision=precision)
+    graphed = TorchBackend(card, device="cuda", precision=precision, graphs=True)
+    torch.manual_seed(0)
+    for n in (4, 3, 4, 1, 6):  # smaller batches are padded; a larger one is captured again
+        batch = torch.randn(n, 1, *card.roi_size, device="cuda")
+        ref, got = plain.run(batch), graphed.run(batch)
+        assert got.shape == ref.shape
+        assert float((got - ref).abs().max()) < (1e-5 if precision == "fp32" else 2e-3)
+    assert graphed.graphs and graphed._graph is not None and graphed._graph.batch == 6

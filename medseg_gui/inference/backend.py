@@ -155,7 +155,8 @@ def open_backend(
     if name == "torch":
         from medseg_gui.inference.torch_backend import TorchBackend
 
-        return TorchBackend(card, device=dev, precision=prec)
+        # CUDA graphs: one replay per batch, so one thread per GPU keeps every GPU busy
+        return TorchBackend(card, device=dev, precision=prec, graphs=dev.startswith("cuda"))
     if name == "onnxruntime":
         if not module_available("onnxruntime"):
             raise LoadError("onnxruntime", "ONNX Runtime is not installed: pip install onnxruntime")

@@ -167,9 +167,11 @@ def segment(
             raise
     messages[:0] = list(stats.messages)
     scaled(progress, 0.95, 1.0)(0.0, "resampling the probability to the study grid")
+    if prob.is_cuda:  # the output is float16: half the bytes to copy back (154 -> 77 ms for
+        prob = prob.clamp_(0.0, 1.0).half()  # 300x512x512 on an H200, bench_inference --copies)
     prob_grid = prob.cpu().numpy()
     if on_grid.geometry is not volume.geometry:
-        back = Volume(prob_grid, on_grid.geometry).resample(
+        back = Volume(prob_grid.astype(np.float32, copy=False), on_grid.geometry).resample(
             volume.geometry, interpolation="linear", default_value=0.0)
         prob_grid = back.array
     probability = np.clip(prob_grid, 0.0, 1.0).astype(np.float16)
