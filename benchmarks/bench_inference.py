@@ -16,8 +16,11 @@ around each). Reports seconds per CT, windows/s (windows actually run), effectiv
 (FlopCounterMode's count for one window x windows run / seconds), peak GPU memory, and agreement
 with MONAI fp32 (max |p - p_ref|, voxel agreement and Dice of the masks at 0.5).
 
-Seen on one H200 (torch 2.11.0+cu130, 2026-11-21): MONAI fp32 3.02 s, autocast fp16 2.58 s; ours
-fp16 + air skipping + ``torch.compile`` 1.39 s (1.86x) with the same agreement as MONAI fp16. The
+Seen on H200s (torch 2.11.0+cu130, 2026-11-21): MONAI fp32 3.00 s, autocast fp16 2.56 s; ours
+fp16 + air skipping + ``torch.compile`` + CUDA graphs 1.38 s on one GPU (1.86x) and 0.70 s with
+the windows split over two GPUs (3.69x; 1.98x scaling), with the same agreement as MONAI fp16
+(``--compile --multi-gpu``; results/bench_inference_h200x2_graphs.txt). Without CUDA graphs two
+GPUs were slower than one (results/bench_inference_h200x2_threads.txt). The
 SDPA ("flash") attention option of MONAI's SwinUNETR is slower eagerly and WRONG under
 ``torch.compile`` here (fp16: NaN; bf16: body Dice 0.93), so the product does not use it; the
 ``--compile`` variants keep it visible.

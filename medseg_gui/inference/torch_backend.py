@@ -133,7 +133,9 @@ class _GraphedForward:
                     forward(self.input)
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # torch.cuda.graph's default capture stream is made once, on whichever GPU was
+            # current then: a graph for another GPU needs a stream of its own device
+            with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(device)):  # type: ignore[no-untyped-call]
                 self.output: torch.Tensor = forward(self.input)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
