@@ -1,68 +1,87 @@
-"""Export a model to the ONNX graph the backends run, and write a model folder.
+"""Export a network to the ONNX graph the backends run, and write a model folder.
 
-The graph takes ``image`` ``(batch, 1, D, H, W)`` with a dynamic batch and returns
-``tumour_probability`` ``(batch, 1, D, H, W)``: softmax and channel selection are inside it
-(:class:`~medseg_gui.inference.network.TumourProbability`), so one channel leaves the network.
-Training code calls :func:`write_model_folder` after fine-tuning; tests call it with a small
-random-weight network.
+The graph is :class:`~medseg_gui.inference.network.TumourProbability` around the network, so
+softmax and the tumour channel are inside it: it takes ``image`` ``(batch, 1, D, H, W)`` float32
+with a dynamic batch and returns ``tumour_probability`` of the same shape. It is exported with
+PyTorch's ``torch.export``-based exporter (``dynamo=True``, opset 18; the shipped model was made so)
+into one self-contained file (no external data) and, where ONNX Runtime is installed, run once
+against PyTorch on random input; the largest difference is recorded in the card.
+
+Training and fine-tuning call :func:`write_model_folder` with the trained network; tests call it
+with a small random-weight one.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import copy
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from medseg_gui.inference.model_card import ModelCard
-from medseg_gui.inference.network import TumourProbability, build_network, save_weights
+from medseg_gui.inference.network import TumourProbability, atomic_target, save_weights
 
-OPSET = 17
+OPSET = 18
+MAX_BATCH = 256  # the bound torch.export is told; ONNX records the axis only by name
 
 
-def export_onnx(module: nn.Module, path: str | Path, roi_size: tuple[int, int, int], *,
-                input_name: str = "image", output_name: str = "tumour_probability") -> Path:
-    """Write ``module`` (windows -> probability) as ONNX with a dynamic batch, atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    example = torch.zeros((2, 1, *roi_size), dtype=torch.float32)
-    module = module.eval().to("cpu")
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
+def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int], *,
+                input_name: str = "image", output_name: str = "tumour_probability") -> float | None:
+    """Write ``TumourProbability(net)`` to ``path`` as ONNX, atomically.
+
+    ``net`` is the bare network (logits), on the CPU in float32. Returns the largest
+    ``|ONNX Runtime - PyTorch|`` on a random batch of 3 windows, or ``None`` when ONNX Runtime is
+    not installed; a graph ONNX Runtime cannot run raises and leaves ``path`` as it was.
+    """
+    head = TumourProbability(net).eval()
+    example = torch.zeros(2, 1, *roi_size)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with atomic_target(path) as tmp:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # The TorchScript exporter: dynamic_axes is the simplest way to a dynamic batch,
-            # and its graphs parse in TensorRT's ONNX parser without extra passes.
-            torch.onnx.export(
-                module, (example,), tmp, input_names=[input_name], output_names=[output_name],
-                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                opset_version=OPSET, dynamo=False,
-            )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+            torch.onnx.export(head, (example,), str(tmp), input_names=[input_name],
+                              output_names=[output_name], opset_version=OPSET, dynamo=True,
+                              dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+        return _max_diff_vs_torch(head, tmp, roi_size, input_name, output_name)
 
 
-def write_model_folder(card: ModelCard, net: nn.Module | None = None, *,
-                       folder: str | Path | None = None, channel: int = 1) -> ModelCard:
+def _max_diff_vs_torch(head: nn.Module, onnx_path: Path, roi_size: tuple[int, int, int],
+                       input_name: str, output_name: str) -> float | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    # A batch other than the example's 2 shows that the batch axis really is dynamic.
+    x = torch.randn(3, 1, *roi_size, generator=torch.Generator().manual_seed(0))
+    got = session.run([output_name], {input_name: x.numpy()})[0]
+    with torch.inference_mode():
+        ref = head(x).numpy()
+    return float(np.max(np.abs(got - ref)))
+
+
+def write_model_folder(card: ModelCard, net: nn.Module, *,
+                       folder: str | Path | None = None) -> ModelCard:
     """Write weights (safetensors), ONNX and ``model.json`` for ``card`` into ``folder``.
 
-    ``net`` is the bare network (logits); when omitted one is built from ``card.architecture``
-    with fresh random weights. Hashes are recorded, so :func:`load_card` verifies the result.
+    ``net`` is the bare network (logits), anywhere and in any mode: a float32 CPU copy is what is
+    written, so the caller's network is left as it was. ``folder`` defaults to ``card.folder``.
+    The export is recorded in ``card.training["onnx_export"]`` and the hashes in the card, so
+    :func:`~medseg_gui.inference.model_card.load_card` verifies the result.
     """
-    target = Path(folder) if folder is not None else card.folder
-    target.mkdir(parents=True, exist_ok=True)
-    card.folder = target
-    net = net if net is not None else build_network(card.architecture)
-    save_weights(net, card.weights_path)
-    export_onnx(TumourProbability(net, channel), card.onnx_path, card.roi_size,
-                input_name=card.onnx_input, output_name=card.onnx_output)
+    card.folder = Path(folder) if folder is not None else card.folder
+    card.folder.mkdir(parents=True, exist_ok=True)
+    cpu_net = copy.deepcopy(net).cpu().float().eval()
+    save_weights(cpu_net, card.weights_path)
+    diff = export_onnx(cpu_net, card.onnx_path, card.roi_size,
+                       input_name=card.onnx_input, output_name=card.onnx_output)
+    card.training["onnx_export"] = {
+        "opset": OPSET, "exporter": f"torch.onnx (dynamo) {torch.__version__}",
+        "max_abs_diff_vs_torch": diff,
+    }
     card.update_hashes()
     card.save()
     return card

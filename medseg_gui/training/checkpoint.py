@@ -46,8 +46,7 @@ def save_checkpoint(folder: str | Path, net: nn.Module, optimizer: torch.optim.O
     """Write the three files of a checkpoint into ``folder``."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    save_weights(net, target / f".{WEIGHTS}.tmp")
-    os.replace(target / f".{WEIGHTS}.tmp", target / WEIGHTS)
+    save_weights(net, target / WEIGHTS)  # atomic by itself
     torch.save(optimizer.state_dict(), target / f".{OPTIMIZER}.tmp")
     os.replace(target / f".{OPTIMIZER}.tmp", target / OPTIMIZER)
     (target / f".{STATE}.tmp").write_text(json.dumps(state.__dict__, indent=2), encoding="utf-8")
