@@ -7,8 +7,9 @@ tested, this file is not. Building: ONNX parser -> builder config with FP16 (and
 profile for a dynamic batch of 1..``max_batch`` windows, best at ``opt_batch`` -> serialised plan,
 cached by :func:`~.engine_cache.load_or_build`. Running: ``set_input_shape`` /
 ``set_tensor_address`` / ``execute_async_v3``. Torch CUDA tensors are bound by pointer on torch's
-current stream (no copies); numpy batches go through pycuda page-locked host buffers, device
-buffers and a pycuda stream, in the CUDA primary context that PyTorch also uses.
+current stream (no copies); numpy batches go through :class:`~.pycuda_buffers.PinnedBuffers`
+(page-locked host buffers, device buffers and a pycuda stream in the CUDA primary context that
+PyTorch also uses; that part is tested on a GPU with pycuda built there).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,9 @@ from medseg_gui.inference.backend import Batch
 from medseg_gui.inference.engine_cache import EngineKey, load_or_build
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.io.errors import LoadError
+
+if TYPE_CHECKING:
+    from medseg_gui.inference.pycuda_buffers import PinnedBuffers
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +167,7 @@ class TensorRTBackend:
         self.built = built
         self.engine = engines[-1]
         self.context = self.engine.create_execution_context()
-        self._host: dict[str, Any] = {}
+        self._host: PinnedBuffers | None = None  # made on the first numpy batch
 
     def run(self, batch: Batch) -> torch.Tensor:
         n = int(batch.shape[0])
@@ -185,42 +189,21 @@ class TensorRTBackend:
         return torch.from_numpy(out).to(self.device)
 
     def _run_pycuda(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        import pycuda.driver as cuda
+        from medseg_gui.inference.pycuda_buffers import PinnedBuffers
 
-        if not self._host:
-            cuda.init()
-            ctx = cuda.Device(self.index).retain_primary_context()  # torch's context
-            ctx.push()
-            full = (self.max_batch, 1, *self.roi)
-            h_in = cuda.pagelocked_empty(full, np.float32)
-            h_out = cuda.pagelocked_empty(full, np.float32)
-            self._host = {"ctx": ctx, "h_in": h_in, "h_out": h_out,
-                          "d_in": cuda.mem_alloc(h_in.nbytes),
-                          "d_out": cuda.mem_alloc(h_out.nbytes), "stream": cuda.Stream()}
-        else:
-            self._host["ctx"].push()
-        h = self._host
-        try:
-            n = batch.shape[0]
-            h["h_in"][:n] = batch
-            cuda.memcpy_htod_async(h["d_in"], h["h_in"][:n], h["stream"])
-            self.context.set_tensor_address(self.input_name, int(h["d_in"]))
-            self.context.set_tensor_address(self.output_name, int(h["d_out"]))
-            if not self.context.execute_async_v3(h["stream"].handle):
-                raise RuntimeError("TensorRT execute_async_v3 failed")
-            cuda.memcpy_dtoh_async(h["h_out"][:n], h["d_out"], h["stream"])
-            h["stream"].synchronize()
-            result: npt.NDArray[np.float32] = h["h_out"][:n].copy()
-            return result
-        finally:
-            h["ctx"].pop()
+        if self._host is None:
+            self._host = PinnedBuffers((self.max_batch, 1, *self.roi), self.index)
+
+        def launch(d_in: int, d_out: int, stream: int) -> bool:
+            self.context.set_tensor_address(self.input_name, d_in)
+            self.context.set_tensor_address(self.output_name, d_out)
+            return bool(self.context.execute_async_v3(stream))
+
+        return self._host.run(batch, launch)
 
     def close(self) -> None:
-        if self._host:
-            self._host["ctx"].push()
-            for name in ("d_in", "d_out"):
-                self._host[name].free()
-            self._host["ctx"].pop()
-            self._host = {}
+        if self._host is not None:
+            self._host.close()
+            self._host = None
         del self.context
         del self.engine
