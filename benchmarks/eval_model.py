@@ -12,7 +12,7 @@ the two must agree (same weights): the table shows both.
 With ``--write`` the ONNX Runtime figures are stored under ``metrics`` in ``model.json`` (the
 ONNX and weights files, and so their hashes, are unchanged).
 
-Usage: python benchmarks/eval_model.py [--model engines/sts-tumour-unet/1.0.0]
+Usage: python benchmarks/eval_model.py [--model engines/sts-tumour-unet/1.1.0]
        [--data ../shared/data] [--threads 2] [--write]
 """
 
@@ -53,7 +53,7 @@ def torch_predictor(card: Any) -> Predictor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(ROOT / "engines" / "sts-tumour-unet" / "1.0.0"))
+    ap.add_argument("--model", default=str(ROOT / "engines" / "sts-tumour-unet" / "1.1.0"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store the figures in model.json")
