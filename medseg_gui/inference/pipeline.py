@@ -167,8 +167,8 @@ def segment(
             raise
     messages[:0] = list(stats.messages)
     scaled(progress, 0.95, 1.0)(0.0, "resampling the probability to the study grid")
-    if prob.is_cuda:  # the output is float16: half the bytes to copy back (154 -> 77 ms for
-        prob = prob.clamp_(0.0, 1.0).half()  # 300x512x512 on an H200, bench_inference --copies)
+    if prob.is_cuda:  # the output is float16: half the bytes to copy back (the float32
+        prob = prob.clamp_(0.0, 1.0).half()  # 300x512x512 took 154 ms on an H200, --copies)
     prob_grid = prob.cpu().numpy()
     if on_grid.geometry is not volume.geometry:
         back = Volume(prob_grid.astype(np.float32, copy=False), on_grid.geometry).resample(
