@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from medseg_gui.core.atomic import atomic_path
 from medseg_gui.inference.model_card import ModelCard
-from medseg_gui.inference.network import TumourProbability, atomic_target, save_weights
+from medseg_gui.inference.network import TumourProbability, save_weights
 
 OPSET = 18
 MAX_BATCH = 256  # the bound torch.export is told; ONNX records the axis only by name
@@ -39,7 +40,7 @@ def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int]
     head = TumourProbability(net).eval()
     example = torch.zeros(2, 1, *roi_size)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    with atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(head, (example,), str(tmp), input_names=[input_name],

@@ -8,15 +8,13 @@ engine) returns one float channel, which halves what leaves the GPU and what is 
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from medseg_gui.core.atomic import atomic_path
 
 
 def build_network(architecture: dict[str, Any]) -> nn.Module:
@@ -53,28 +51,9 @@ def load_weights(net: nn.Module, path: str | Path) -> nn.Module:
 
 
 def save_weights(net: nn.Module, path: str | Path) -> None:
-    """Write ``net``'s state dict as safetensors, atomically (see :func:`atomic_target`)."""
+    """Write ``net``'s state dict as safetensors, atomically (old file or new, never half)."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    with atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         save_file(state, str(tmp))
-
-
-@contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
-    A reader (or a crash) sees the old file or the new one, never half of one; a failed write
-    leaves no temporary file behind.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

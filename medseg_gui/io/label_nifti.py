@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from medseg_gui.core.atomic import atomic_path
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import geometry_of, to_sitk
@@ -49,15 +49,8 @@ def atomic_output(path: str | Path, *, overwrite: bool = False) -> Iterator[Path
     p = Path(path)
     if p.exists() and not overwrite:
         raise LoadError(p, "output exists; pass --force (overwrite=True) to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(p, ".part") as tmp:
+        yield tmp
 
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = False) -> Path:
