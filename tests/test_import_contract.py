@@ -25,11 +25,15 @@ print('ok')
 """
 
 
-def test_qt_free_packages_work_without_qt_or_vtk() -> None:
-    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+def run_ok(script: str) -> None:
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+def test_qt_free_packages_work_without_qt_or_vtk() -> None:
+    run_ok(SCRIPT)
 
 
 GPU_NODE = r"""
@@ -47,7 +51,4 @@ print('ok')
 def test_training_and_inference_import_without_simpleitk() -> None:
     # The GPU nodes we train and benchmark on have PyTorch and MONAI but no SimpleITK: prepared
     # training folders and on-grid volumes must not need it.
-    res = subprocess.run([sys.executable, "-c", GPU_NODE], capture_output=True, text=True,
-                         timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "ok"
+    run_ok(GPU_NODE)
