@@ -56,12 +56,15 @@ def test_finetune_shows_progress_and_cancel_stops_it(qtbot, window):  # type: ig
     assert panel.start_button.isEnabled()
 
 
-def _register_101() -> str:
-    """A second version of the shipped model in the user models folder (same metrics)."""
-    dest = data_dir() / "models" / "sts-tumour-unet" / "1.0.1"
-    shutil.copytree(ENGINES / "sts-tumour-unet" / "1.0.0", dest)
+SHIPPED = "sts-tumour-unet:1.1.0"  # the active version: the newest shipped
+
+
+def _register_111() -> str:
+    """A newer version of the shipped model in the user models folder (same metrics)."""
+    dest = data_dir() / "models" / "sts-tumour-unet" / "1.1.1"
+    shutil.copytree(ENGINES / "sts-tumour-unet" / "1.1.0", dest)
     card = load_card(dest)
-    card.version = "1.0.1"
+    card.version = "1.1.1"
     card.save(dest)
     load_card(dest, verify=True)  # hashes still match
     return card.ref
@@ -69,8 +72,8 @@ def _register_101() -> str:
 
 def test_segment_pauses_the_job_and_uses_the_promoted_version(qtbot, window):  # type: ignore[no-untyped-def]
     panel = window.queue_panel.finetune
-    ref = _register_101()
-    assert ref == "sts-tumour-unet:1.0.1"
+    ref = _register_111()
+    assert ref == "sts-tumour-unet:1.1.1"
     assert panel.promote(ref)
     assert f"promoted {ref}" in window.statusBar().currentMessage()
     assert ModelRegistry().active("sts-tumour-unet").ref == ref
@@ -103,13 +106,13 @@ def test_segment_pauses_the_job_and_uses_the_promoted_version(qtbot, window):  #
 
 def test_refused_promotion_keeps_the_active_version(qtbot, window):  # type: ignore[no-untyped-def]
     panel = window.queue_panel.finetune
-    dest = data_dir() / "models" / "sts-tumour-unet" / "1.0.2"
-    shutil.copytree(ENGINES / "sts-tumour-unet" / "1.0.0", dest)
+    dest = data_dir() / "models" / "sts-tumour-unet" / "1.1.2"
+    shutil.copytree(ENGINES / "sts-tumour-unet" / "1.1.0", dest)
     card = load_card(dest)
-    card.version = "1.0.2"
+    card.version = "1.1.2"
     card.metrics["validation_dice"]["mean"] -= 0.1  # worse: refused
     card.save(dest)
     assert not panel.promote(card.ref)
     message = window.statusBar().currentMessage()
-    assert message.startswith("kept sts-tumour-unet:1.0.0: "), message
-    assert window.segment_action.model_card().ref == "sts-tumour-unet:1.0.0"
+    assert message.startswith(f"kept {SHIPPED}: "), message
+    assert window.segment_action.model_card().ref == SHIPPED
