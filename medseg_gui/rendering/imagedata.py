@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from medseg_gui.core.geometry import Geometry
 
@@ -88,3 +89,12 @@ def capture_window(window: Any) -> npt.NDArray[np.uint8]:
     w, h, _ = image.GetDimensions()
     flat = vtk_to_numpy(image.GetPointData().GetScalars())  # type: ignore[no-untyped-call]
     return np.ascontiguousarray(flat.reshape(h, w, -1)[::-1, :, :3])
+
+
+def to_vtk_matrix(m: npt.NDArray[np.float64]) -> vtkMatrix4x4:
+    """A ``vtkMatrix4x4`` with the entries of the 4 x 4 array ``m``."""
+    out = vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            out.SetElement(r, c, float(m[r, c]))
+    return out

@@ -21,7 +21,6 @@ import vtkmodules.vtkRenderingFreeType
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkImagingCore import vtkImageMapToColors, vtkImageReslice
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
@@ -34,7 +33,7 @@ from vtkmodules.vtkRenderingCore import (
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.rendering.imagedata import to_vtk_image
+from medseg_gui.rendering.imagedata import to_vtk_image, to_vtk_matrix
 from medseg_gui.rendering.label_outline import LabelOutline
 from medseg_gui.rendering.overlay import label_lookup_table
 from medseg_gui.rendering.scale_bar import ScaleBar
@@ -44,14 +43,6 @@ CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3
                    Orientation.SAGITTAL: (0.4, 0.6, 1.0)}
 # Actors above the image, towards the camera (mm in view Z); parallel projection ignores it.
 _LABEL_Z, _CROSS_Z, _CAMERA_Z = 0.5, 1.0, 1000.0
-
-
-def _to_vtk_matrix(m: npt.NDArray[np.float64]) -> vtkMatrix4x4:
-    out = vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            out.SetElement(r, c, float(m[r, c]))
-    return out
 
 
 class SliceView:
@@ -251,10 +242,10 @@ class SliceView:
         if self.layout is None or self.volume is None:
             return
         m = self.layout.reslice_matrix(self.volume.geometry, self.slice_index)
-        self._reslice.SetResliceAxes(_to_vtk_matrix(m))
+        self._reslice.SetResliceAxes(to_vtk_matrix(m))
         if self._labels_geometry is not None:
             lm = self.layout.reslice_matrix(self._labels_geometry, self.slice_index)
-            self._label_reslice.SetResliceAxes(_to_vtk_matrix(lm))
+            self._label_reslice.SetResliceAxes(to_vtk_matrix(lm))
         self._update_info()
 
     def _update_info(self) -> None:

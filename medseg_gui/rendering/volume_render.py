@@ -29,7 +29,6 @@ import vtkmodules.vtkRenderingOpenGL2
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPiecewiseFunction, vtkPolyData
-from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
     vtkColorTransferFunction,
@@ -43,7 +42,7 @@ from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkOpenGLGPUVolumeRayCastMapper
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.volume import Volume
-from medseg_gui.rendering.imagedata import to_vtk_image
+from medseg_gui.rendering.imagedata import to_vtk_image, to_vtk_matrix
 from medseg_gui.rendering.surfaces import Surface, grid_to_world_matrix
 from medseg_gui.resources import RESOURCES
 
@@ -84,14 +83,6 @@ def load_volume_presets(path: str | Path = PRESETS_FILE) -> list[VolumePreset]:
                                 float(p.get("ambient", 0.2)), float(p.get("diffuse", 0.9)),
                                 float(p.get("specular", 0.1)),
                                 float(p.get("specular_power", 10.0))))
-    return out
-
-
-def _vtk_matrix(m: npt.NDArray[np.float64]) -> vtkMatrix4x4:
-    out = vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            out.SetElement(r, c, float(m[r, c]))
     return out
 
 
@@ -159,7 +150,7 @@ class Scene3D:
         self.geometry = volume.geometry
         image = to_vtk_image(volume.array, volume.geometry, with_direction=False)
         self.mapper.SetInputData(image)
-        self.volume_prop.SetUserMatrix(_vtk_matrix(grid_to_world_matrix(volume.geometry)))
+        self.volume_prop.SetUserMatrix(to_vtk_matrix(grid_to_world_matrix(volume.geometry)))
         # One sample per finest voxel size along each ray for the still frame.
         self.sample_distance = float(min(volume.geometry.spacing))
         self.mapper.SetSampleDistance(self.sample_distance)
