@@ -28,7 +28,12 @@ from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.backend import Backend, cpu_fallback, describe, devices
 from medseg_gui.inference.model_card import ModelCard, Normalisation
-from medseg_gui.inference.sliding import Lane, is_out_of_memory, sliding_window_probability
+from medseg_gui.inference.sliding import (
+    Lane,
+    Predict,
+    is_out_of_memory,
+    sliding_window_probability,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +173,7 @@ def segment(
     messages[:0] = list(stats.messages)
     scaled(progress, 0.95, 1.0)(0.0, "resampling the probability to the study grid")
     if prob.is_cuda:  # the output is float16: half the bytes to copy back (the float32
-        prob = prob.clamp_(0.0, 1.0).half()  # 300x512x512 took 154 ms on an H200, --copies)
+        prob = prob.half()  # 300x512x512 took 154 ms on an H200, bench_inference --copies)
     prob_grid = prob.cpu().numpy()
     if on_grid.geometry is not volume.geometry:
         back = Volume(prob_grid.astype(np.float32, copy=False), on_grid.geometry).resample(
@@ -189,16 +194,13 @@ def segment(
 def _slide(backends: list[Backend], card: ModelCard, image: npt.NDArray[np.float32],
            body: npt.NDArray[np.bool_] | None, batch_size: int,
            progress: Progress) -> tuple[torch.Tensor, Any]:
-    batch = min(batch_size, *(b.max_batch for b in backends))
     host = torch.from_numpy(image)
-    mask = torch.from_numpy(body) if body is not None else None
+    predict: Predict | list[Lane]
     if len(backends) == 1:  # the whole volume goes to the device once
-        device = torch.device(backends[0].device)
-        return sliding_window_probability(
-            host.to(device), backends[0].run, card.roi_size, overlap=card.overlap,
-            blend=card.blend, batch_size=batch, body=mask, progress=progress)
-    # one lane per GPU: each copies the slab its windows cover
-    lanes = [Lane(torch.device(b.device), b.run) for b in backends]
+        x, predict = host.to(backends[0].device), backends[0].run
+    else:  # one lane per GPU: each copies the slab its windows cover
+        x, predict = host, [Lane(torch.device(b.device), b.run) for b in backends]
     return sliding_window_probability(
-        host, lanes, card.roi_size, overlap=card.overlap, blend=card.blend, batch_size=batch,
-        body=mask, progress=progress)
+        x, predict, card.roi_size, overlap=card.overlap, blend=card.blend,
+        batch_size=min(batch_size, *(b.max_batch for b in backends)),
+        body=torch.from_numpy(body) if body is not None else None, progress=progress)
