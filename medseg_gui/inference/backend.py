@@ -128,8 +128,11 @@ def open_backend(
     device: str | None = None,
     precision: str | None = None,
     max_batch: int = 16,
+    graphs: bool = False,
 ) -> Backend:
     """Load ``card``'s model in the backend ``name`` (``auto`` picks, see :func:`auto_choice`).
+
+    ``graphs`` makes the PyTorch backend on CUDA replay CUDA graphs (see :func:`open_backends`).
 
     Raises
     ------
@@ -155,8 +158,7 @@ def open_backend(
     if name == "torch":
         from medseg_gui.inference.torch_backend import TorchBackend
 
-        # CUDA graphs: one replay per batch, so one thread per GPU keeps every GPU busy
-        return TorchBackend(card, device=dev, precision=prec, graphs=dev.startswith("cuda"))
+        return TorchBackend(card, device=dev, precision=prec, graphs=graphs)
     if name == "onnxruntime":
         if not module_available("onnxruntime"):
             raise LoadError("onnxruntime", "ONNX Runtime is not installed: pip install onnxruntime")
@@ -191,12 +193,21 @@ def open_backends(
         count = torch.cuda.device_count()
     if gpus:
         count = min(count, gpus)
+    # Several GPUs: PyTorch replays CUDA graphs, one call per batch, or the lanes' threads take
+    # turns launching kernels and two GPUs run slower than one. On one GPU graphs gain nothing
+    # and would cost a capture per job.
+    from medseg_gui.inference.torch_backend import TorchBackend
+
+    graphs = False
+    if count > 1 and isinstance(first, TorchBackend):
+        first.graphs = graphs = True  # it captures on its first batch
     group = [first]
     try:
         for index in range(1, count):
             with torch.cuda.device(index):  # engines and contexts are made on their own GPU
                 group.append(open_backend(card, first.name, device=f"cuda:{index}",
-                                          precision=first.precision, max_batch=max_batch))
+                                          precision=first.precision, max_batch=max_batch,
+                                          graphs=graphs))
     except Exception:
         for backend in group:
             backend.close()

@@ -134,8 +134,11 @@ class _GraphedForward:
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             # torch.cuda.graph's default capture stream is made once, on whichever GPU was
-            # current then: a graph for another GPU needs a stream of its own device
-            with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(device)):  # type: ignore[no-untyped-call]
+            # current then: a graph for another GPU needs a stream of its own device. The lanes
+            # of the other GPUs keep calling CUDA from their threads meanwhile, which the
+            # default "global" capture mode counts as an error in this capture.
+            with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(device),  # type: ignore[no-untyped-call]
+                                  capture_error_mode="thread_local"):
                 self.output: torch.Tensor = forward(self.input)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
