@@ -23,6 +23,7 @@ from medseg_gui.training.export import write_model
 from medseg_gui.training.finetune import FinetuneConfig, finetune, validation_cases
 from medseg_gui.training.jobs import JobStatus, python_job
 from medseg_gui.training.registry import ModelRegistry, PromotionRefused
+from medseg_gui.training.sampling import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 ROI = (8, 32, 32)
@@ -90,6 +91,27 @@ def test_finetune_writes_a_card_validated_on_the_base_cases(setup: dict[str, Pat
     assert again.training["consistency"]["used"] is False
     assert again.architecture == base.architecture and again.version == "1.0.1"
     assert any(m.startswith("step 3/3") for m in messages)
+
+
+def test_finetune_draws_patches_with_the_base_recipe(setup: dict[str, Path]) -> None:
+    """A base trained with hard negatives and zoom is fine-tuned with them, and says so."""
+    cfg = TrainConfig(data=str(setup["data"]), out=str(setup["root"] / "engines" / "hz" / "1.0.0"),
+                      model_id="hz", version="1.0.0", roi=ROI, channels=(4, 8), neg_ratio=2.0,
+                      bg_min_hu=-100.0, zoom=(0.8, 1.25))
+    torch.manual_seed(0)
+    val = {"per_case": {"CASE_V": 0.99}, "mean": 0.99}
+    write_model(build_network(cfg.architecture()), cfg,
+                {"split": {"train": ["CASE_A"], "validation": ["CASE_V"]},
+                 "recipe": cfg.recipe.to_json()}, {"validation_dice": val})
+    card = finetune(FinetuneConfig(base=cfg.out, out=str(setup["root"] / "models" / "hz" / "1.0.1"),
+                                   labelled=(str(setup["data"]),), steps=2, workers=0,
+                                   device="cpu"))
+    assert card is not None
+    assert Recipe.of_card(card.training) == Recipe(2.0, -100.0, (0.8, 1.25))
+    assert card.training["recipe"]["from"] == "hz:1.0.0"
+    assert "neg=2, background centres only where HU > -100" in card.training["batch"]["sampling"]
+    assert "isotropic 0.8-1.25" in card.training["augmentation"]
+    assert Recipe.of_card({"command": "an older card"}) == Recipe()  # trained with the defaults
 
 
 def test_mean_teacher_term_runs_and_changes_the_loss(setup: dict[str, Path]) -> None:

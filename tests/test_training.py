@@ -211,10 +211,29 @@ def test_shipped_model_meets_the_demo_target(demo_dice: float) -> None:
     assert demo_dice >= 0.6
 
 
+def test_shipped_cards_record_the_recipe_their_command_trained_with() -> None:
+    """Fine-tuning reads ``training["recipe"]``; it must be what the recorded command ran."""
+    import argparse
+    import shlex
+
+    from medseg_gui.training.commands import add_commands, config_from_args
+    from medseg_gui.training.sampling import Recipe
+
+    recipes = {}
+    for folder in sorted((ROOT / "engines" / "sts-tumour-unet").iterdir()):
+        card = load_card(folder)
+        parser = argparse.ArgumentParser()
+        add_commands(parser.add_subparsers())
+        args = parser.parse_args(shlex.split(card.training["command"])[1:])
+        recipes[card.version] = Recipe.of_card(card.training)
+        assert recipes[card.version] == config_from_args(args).recipe
+    assert recipes["1.1.0"] == Recipe(2.0, -100.0, (0.8, 1.25))  # hard negatives + zoom
+
+
 def test_hard_negatives_and_isotropic_zoom() -> None:
     from medseg_gui.training.config import DEFAULT_NORMALISATION
     from medseg_gui.training.data import PreparedCase
-    from medseg_gui.training.sampling import case_item, train_transforms
+    from medseg_gui.training.sampling import Recipe, case_item, train_transforms
 
     rng = np.random.default_rng(0)
     hu = np.where(rng.random((12, 40, 40)) < 0.5, -150, 40).astype(np.int16)  # fat or muscle
@@ -230,7 +249,7 @@ def test_hard_negatives_and_isotropic_zoom() -> None:
     assert (flat_hu[plain["label_bg"]] == -150).any()  # without it, fat centres are drawn too
     assert np.array_equal(hard["label_fg"], plain["label_fg"])
 
-    patches = train_transforms(roi, 6, neg_ratio=2.0, zoom=(0.8, 1.25))(hard)
+    patches = train_transforms(roi, 6, Recipe(2.0, -100.0, (0.8, 1.25)))(hard)
     assert len(patches) == 6
     assert "label_bg" not in patches[0]  # the crop consumed the precomputed indices
     for p in patches:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medseg_gui.inference.model_card import Normalisation
+
+if TYPE_CHECKING:  # sampling imports MONAI; the CLI reads this module for its defaults
+    from medseg_gui.training.sampling import Recipe
 
 # Soft-tissue sarcoma CT: tumour 1st-99th percentile about -50..150 HU (median ~30) in the IBSI set,
 # fat about -100, muscle about 40. Below -200 is air or lung, above 300 bone, calcification or
@@ -71,6 +74,12 @@ class TrainConfig:
         from medseg_gui.core.paths import cache_dir
 
         return cache_dir() / "training" / f"{self.model_id}-{self.version}"
+
+    @property
+    def recipe(self) -> Recipe:
+        from medseg_gui.training.sampling import Recipe
+
+        return Recipe(self.neg_ratio, self.bg_min_hu, self.zoom)
 
     def architecture(self) -> dict[str, Any]:
         """The card's ``architecture``: a MONAI ``UNet`` with instance normalisation."""

@@ -1,12 +1,14 @@
 """Fine-tuning a model version: supervised Dice + CE, optionally plus a mean-teacher term.
 
 The student starts from the base version's weights and learns on labelled cases (queued
-corrections) with the supervised recipe of :mod:`.trainer` (same patch sampling and augmentation,
-``DiceCELoss``, AdamW, warm-up then polynomial decay, bfloat16 autocast on a GPU). With unlabelled
-volumes it also learns to agree with a *teacher*, an exponential moving average of its own
-weights (Tarvainen & Valpola 2017): both see the same body-centred, flipped patch; the teacher
-the weak view, the student a strong one (Gaussian noise, intensity scale and shift); the term is
-the MSE between their softmax outputs, weighted by ``w * exp(-5 (1 - t)^2)`` over the ramp-up.
+corrections) with the supervised recipe of :mod:`.trainer`: the patch sampling and augmentation
+the base card records (``training["recipe"]``, e.g. the hard negatives and zoom of the shipped
+model; the defaults for older cards), ``DiceCELoss``, AdamW, warm-up then polynomial decay,
+bfloat16 autocast on a GPU. With unlabelled volumes it also learns to agree with a *teacher*,
+an exponential moving average of its own weights (Tarvainen & Valpola 2017): both see the same
+body-centred, flipped patch; the teacher the weak view, the student a strong one (Gaussian
+noise, intensity scale and shift); the term is the MSE between their softmax outputs, weighted
+by ``w * exp(-5 (1 - t)^2)`` over the ramp-up.
 
 Small data and normalisation: the shipped UNet uses instance normalisation, which has no running
 statistics, so nothing can drift; a batch-norm network would have its statistics frozen (eval
@@ -50,7 +52,7 @@ from medseg_gui.training.consistency import (
 from medseg_gui.training.data import PreparedCase, PreparedSet, open_prepared
 from medseg_gui.training.evaluate import evaluate_cases, summarise
 from medseg_gui.training.export import write_model
-from medseg_gui.training.sampling import case_item, train_loader
+from medseg_gui.training.sampling import Recipe, case_item, describe, train_loader
 from medseg_gui.training.trainer import _device_name
 
 
@@ -156,9 +158,10 @@ def finetune(cfg: FinetuneConfig, progress: Progress = no_progress) -> ModelCard
         ids = [device.index] if device.type == "cuda" else None
         student = DistributedDataParallel(net, device_ids=ids)
     mine = labelled[rank::world] or [labelled[rank % len(labelled)]]
-    items = [case_item(c, base.normalisation, base.roi_size) for c in mine]
+    recipe = Recipe.of_card(base.training)
+    items = [case_item(c, base.normalisation, base.roi_size, recipe.bg_min_hu) for c in mine]
     loader = train_loader(items, base.roi_size, cfg.samples_per_case, cfg.cases_per_batch,
-                          cfg.workers)
+                          cfg.workers, recipe)
     u_iter = None
     if semi:
         u_mine = unlabeled[rank::world] or [unlabeled[rank % len(unlabeled)]]
@@ -215,7 +218,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress = no_progress) -> ModelCard
     card = None
     if rank == 0:
         card = _finish(cfg, base, net, val_ids, labelled, unlabeled, semi, frozen_bn, device,
-                       amp, world, step, losses, cons_log, seconds, wall, report)
+                       amp, world, step, losses, cons_log, seconds, wall, recipe, report)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -242,7 +245,7 @@ def _finish(cfg: FinetuneConfig, base: ModelCard, net: nn.Module, val_ids: list[
             labelled: list[PreparedCase], unlabeled: list[PreparedCase], semi: bool,
             frozen_bn: int, device: torch.device, amp: bool, world: int, step: int,
             losses: list[float], cons_log: list[float], seconds: float, wall: float,
-            report: Progress) -> ModelCard:
+            recipe: Recipe, report: Progress) -> ModelCard:
     """Validate on the base's held-out cases and write the new version (rank 0 only)."""
     folder = cfg.validation_data or cfg.labelled[0]
     ps = open_prepared(folder)
@@ -259,6 +262,7 @@ def _finish(cfg: FinetuneConfig, base: ModelCard, net: nn.Module, val_ids: list[
                      normalisation=base.normalisation, overlap=base.overlap, blend=base.blend,
                      threshold=base.threshold, arch=base.architecture)
     n = max(len(losses[-50:]), 1)
+    sampling, augmentation = describe(recipe)
     training = {
         "command": cfg.command, "fine_tuned_from": base.ref,
         "base_weights_sha256": base.weights_sha256,
@@ -266,6 +270,10 @@ def _finish(cfg: FinetuneConfig, base: ModelCard, net: nn.Module, val_ids: list[
         "unlabeled_cases": sorted(c.case_id for c in unlabeled),
         "split": {"train": sorted(c.case_id for c in labelled), "validation": val_ids,
                   "rule": f"the held-out cases of {base.ref}"},
+        "batch": {"cases": cfg.cases_per_batch, "patches_per_case": cfg.samples_per_case,
+                  "sampling": sampling},
+        "augmentation": augmentation,
+        "recipe": {**recipe.to_json(), "from": base.ref},
         "consistency": {"used": semi, "method": "mean teacher (EMA of the student)",
                         "weight": cfg.consistency_weight, "rampup_steps": cfg.rampup_steps,
                         "ema_decay": cfg.ema_decay, "loss": "MSE of softmax outputs",

@@ -14,7 +14,8 @@ brightness) because with about twenty training cases the network otherwise memor
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,35 @@ from medseg_gui.training.data import PreparedCase
 KEYS = ("image", "label")
 # FgBgToIndicesd stores the indices under "label" + postfix; the crop reads them from there.
 FG, BG = "_fg", "_bg"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How patches are drawn and augmented, beyond the fixed pipeline below.
+
+    ``neg_ratio`` background patches per tumour-centred one; ``bg_min_hu``: background centres
+    only above that HU (None: anywhere); ``zoom``: isotropic zoom range instead of per-axis
+    scaling (None: scaling). Training records it in the card (``training["recipe"]``) so that
+    fine-tuning draws patches the way its base was trained.
+    """
+
+    neg_ratio: float = 1.0
+    bg_min_hu: float | None = None
+    zoom: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"neg_ratio": self.neg_ratio, "bg_min_hu": self.bg_min_hu,
+                "zoom": list(self.zoom) if self.zoom else None}
+
+    @classmethod
+    def of_card(cls, training: Mapping[str, Any]) -> Recipe:
+        """The recipe a card's ``training`` record names; the defaults for cards written
+        before recipes were recorded (those were trained with the defaults)."""
+        r = training.get("recipe") or {}
+        zoom = r.get("zoom")
+        bg = r.get("bg_min_hu")
+        return cls(float(r.get("neg_ratio", 1.0)), None if bg is None else float(bg),
+                   (float(zoom[0]), float(zoom[1])) if zoom else None)
 
 
 def normalise(hu: npt.NDArray[Any], norm: Normalisation) -> npt.NDArray[np.float32]:
@@ -79,22 +109,23 @@ def case_item(case: PreparedCase, norm: Normalisation, roi: Sequence[int],
     return {str(k): v for k, v in out.items()}
 
 
-def train_transforms(roi: Sequence[int], samples_per_case: int, neg_ratio: float = 1.0,
-                     zoom: tuple[float, float] | None = None) -> Compose:
-    """Crop (tumour:background ``1:neg_ratio``), then augment; see the module docstring.
+def train_transforms(roi: Sequence[int], samples_per_case: int,
+                     recipe: Recipe = Recipe()) -> Compose:
+    """Crop (tumour:background ``1:recipe.neg_ratio``), then augment; see the module docstring.
 
-    ``zoom`` replaces the per-axis scaling of the affine by one isotropic zoom factor drawn from
-    that range (``RandZoomd``, p=0.5), which changes a tumour's apparent size without
-    distorting its shape.
+    ``recipe.zoom`` replaces the per-axis scaling of the affine by one isotropic zoom factor
+    drawn from that range (``RandZoomd``, p=0.5), which changes a tumour's apparent size without
+    distorting its shape. (``recipe.bg_min_hu`` acts earlier, in :func:`case_item`.)
     """
     roi3 = tuple(int(r) for r in roi)
+    zoom = recipe.zoom
     scale = (0.05, 0.15, 0.15) if zoom is None else (0.0, 0.0, 0.0)
     resize = [] if zoom is None else [
         RandZoomd(KEYS, prob=0.5, min_zoom=zoom[0], max_zoom=zoom[1], keep_size=True,
                   mode=("trilinear", "nearest"), padding_mode="edge")]
     return Compose([
         RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=roi3, pos=1.0,
-                               neg=neg_ratio, num_samples=samples_per_case,
+                               neg=recipe.neg_ratio, num_samples=samples_per_case,
                                fg_indices_key="label" + FG, bg_indices_key="label" + BG,
                                allow_smaller=False),
         # Rotation about the slice axis only: the slices are 3 mm apart, an out-of-plane
@@ -116,12 +147,12 @@ def train_transforms(roi: Sequence[int], samples_per_case: int, neg_ratio: float
     ])
 
 
-def describe(neg_ratio: float = 1.0, zoom: tuple[float, float] | None = None,
-             bg_min_hu: float | None = None) -> tuple[str, str]:
-    """(sampling, augmentation) as the model card records them."""
-    sampling = f"RandCropByPosNegLabeld pos=1 neg={neg_ratio:g}"
-    if bg_min_hu is not None:
-        sampling += f", background centres only where HU > {bg_min_hu:g}"
+def describe(recipe: Recipe) -> tuple[str, str]:
+    """(sampling, augmentation) as the model card records them, in words."""
+    sampling = f"RandCropByPosNegLabeld pos=1 neg={recipe.neg_ratio:g}"
+    if recipe.bg_min_hu is not None:
+        sampling += f", background centres only where HU > {recipe.bg_min_hu:g}"
+    zoom = recipe.zoom
     scale = ("scale +-15% in-plane, +-5% across" if zoom is None
              else f"no scaling; RandZoomd(p=0.5, isotropic {zoom[0]:g}-{zoom[1]:g})")
     augmentation = (f"RandAffined(p=0.5, in-plane rotation +-30 deg, {scale}), RandFlipd x3 "
@@ -132,10 +163,9 @@ def describe(neg_ratio: float = 1.0, zoom: tuple[float, float] | None = None,
 
 
 def train_loader(items: list[dict[str, Any]], roi: Sequence[int], samples_per_case: int,
-                 cases_per_batch: int, workers: int, neg_ratio: float = 1.0,
-                 zoom: tuple[float, float] | None = None) -> DataLoader:
+                 cases_per_batch: int, workers: int, recipe: Recipe = Recipe()) -> DataLoader:
     """An endless-epoch loader of ``cases_per_batch * samples_per_case`` patches a batch."""
-    ds = Dataset(items, transform=train_transforms(roi, samples_per_case, neg_ratio, zoom))
+    ds = Dataset(items, transform=train_transforms(roi, samples_per_case, recipe))
     return DataLoader(
         ds, batch_size=cases_per_batch, shuffle=True, drop_last=len(items) >= cases_per_batch,
         num_workers=workers, collate_fn=list_data_collate, persistent_workers=workers > 0,

@@ -111,10 +111,10 @@ def train(cfg: TrainConfig, progress: Progress = no_progress) -> ModelCard:
     if state.step:
         set_determinism(cfg.seed + state.step)  # new patches after a resume, not a replay
         progress(0.05, f"resumed at step {state.step} (epoch {state.epoch})")
-    items = [case_item(prepared.load(c), cfg.normalisation, cfg.roi, cfg.bg_min_hu)
+    items = [case_item(prepared.load(c), cfg.normalisation, cfg.roi, cfg.recipe.bg_min_hu)
              for c in split.train]
     loader = train_loader(items, cfg.roi, cfg.samples_per_case, cfg.cases_per_batch,
-                          cfg.workers, cfg.neg_ratio, cfg.zoom)
+                          cfg.workers, cfg.recipe)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     amp = cfg.amp and device.type == "cuda"
     ckpt = cfg.work_dir / "checkpoint"
@@ -242,7 +242,7 @@ def _device_name(device: torch.device) -> str:
 def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, state: TrainState,
                      device: torch.device, wall: float) -> dict[str, Any]:
     steps_per_epoch = max(len(split.train) // cfg.cases_per_batch, 1)
-    sampling, augmentation = describe(cfg.neg_ratio, cfg.zoom, cfg.bg_min_hu)
+    sampling, augmentation = describe(cfg.recipe)
     return {
         "command": cfg.command,
         "data": {"sha256": prepared.data_sha256, "source": prepared.source,
@@ -258,6 +258,7 @@ def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, stat
         "batch": {"cases": cfg.cases_per_batch, "patches_per_case": cfg.samples_per_case,
                   "sampling": sampling},
         "augmentation": augmentation,
+        "recipe": cfg.recipe.to_json(),
         "loss": "monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)",
         "optimizer": f"AdamW lr={cfg.lr} weight_decay={cfg.weight_decay}, "
                      f"warm-up {cfg.warmup_steps} steps, poly(0.9) decay",
