@@ -10,10 +10,14 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str = ".tmp", *,
+                durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
-    A failed write leaves no temporary file behind and ``path`` as it was.
+    A failed write leaves no temporary file behind and ``path`` as it was. ``suffix`` is kept on
+    the temporary name (writers that pick a format by extension need it). With ``durable`` the
+    new bytes and the rename reach the disk before the block returns (fsync of the file, then of
+    its folder): for what a power cut must not lose, such as the training queue.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -21,7 +25,29 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
+        if durable:
+            fsync_folder(target.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes, *, durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path, durable=durable) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable; a no-op off POSIX."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

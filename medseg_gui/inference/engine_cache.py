@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medseg_gui.core.atomic import atomic_path
 from medseg_gui.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -69,18 +68,9 @@ def write_plan(path: Path, key: EngineKey, plan: bytes) -> None:
     """Header + plan into ``path`` through a temporary file and an atomic rename."""
     header = json.dumps({"format": FORMAT, "key": asdict(key), "size": len(plan),
                          "sha256": hashlib.sha256(plan).hexdigest()}).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plan.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + struct.pack("<I", len(header)) + header)
-            f.write(plan)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        f.write(MAGIC + struct.pack("<I", len(header)) + header)
+        f.write(plan)
 
 
 def read_plan(path: Path, key: EngineKey) -> tuple[bytes | None, str]:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.segmentation import CodedConcept, Segment, SegmentSource
 from medseg_gui.io.errors import LoadError
 
@@ -122,12 +121,8 @@ class ModelCard:
         target = Path(folder) if folder is not None else self.folder
         target.mkdir(parents=True, exist_ok=True)
         self.folder = target
-        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".json", dir=target)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.to_json(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, target / CARD_NAME)
-        return target / CARD_NAME
+        return write_bytes(target / CARD_NAME,
+                           (json.dumps(self.to_json(), indent=2) + "\n").encode("utf-8"))
 
     def update_hashes(self) -> None:
         """Record the SHA-256 of the ONNX and weights files now in the folder."""

@@ -15,8 +15,6 @@ PyTorch also uses; that part is tested on a GPU with pycuda built there).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from medseg_gui.core.atomic import write_bytes
 from medseg_gui.inference.backend import Batch
 from medseg_gui.inference.engine_cache import EngineKey, load_or_build
 from medseg_gui.inference.model_card import ModelCard
@@ -82,10 +81,7 @@ def _make_calibrator(trt: Any, batches: Iterable[npt.NDArray[np.float32]], batch
             return cache.read_bytes() if cache.is_file() else None
 
         def write_calibration_cache(self, data: Any) -> None:
-            fd, tmp = tempfile.mkstemp(prefix=".calib.", dir=cache.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(bytes(data))
-            os.replace(tmp, cache)
+            write_bytes(cache, bytes(data))
 
     return EntropyCalibrator()
 

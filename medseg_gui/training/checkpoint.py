@@ -10,7 +10,6 @@ renamed, and ``state.json`` last, so a run killed mid-save leaves the previous c
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medseg_gui.core.atomic import atomic_path, write_bytes
 from medseg_gui.inference.network import load_weights, save_weights
 from medseg_gui.io.errors import LoadError
 
@@ -47,10 +47,9 @@ def save_checkpoint(folder: str | Path, net: nn.Module, optimizer: torch.optim.O
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     save_weights(net, target / WEIGHTS)  # atomic by itself
-    torch.save(optimizer.state_dict(), target / f".{OPTIMIZER}.tmp")
-    os.replace(target / f".{OPTIMIZER}.tmp", target / OPTIMIZER)
-    (target / f".{STATE}.tmp").write_text(json.dumps(state.__dict__, indent=2), encoding="utf-8")
-    os.replace(target / f".{STATE}.tmp", target / STATE)
+    with atomic_path(target / OPTIMIZER) as tmp:
+        torch.save(optimizer.state_dict(), tmp)
+    write_bytes(target / STATE, json.dumps(state.__dict__, indent=2).encode("utf-8"))
     return target
 
 

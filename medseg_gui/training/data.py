@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.io.errors import LoadError
@@ -182,9 +183,7 @@ def prepare_arrays(case_id: str, image: npt.NDArray[Any], mask: npt.NDArray[Any]
 def save_case(folder: Path, case: PreparedCase) -> None:
     buf = io.BytesIO()
     np.savez(buf, image=case.image, label=case.label, original_mask=case.original_mask)
-    tmp = folder / f".{case.case_id}.npz.xz.tmp"
-    tmp.write_bytes(lzma.compress(buf.getvalue(), preset=6))
-    tmp.replace(folder / f"{case.case_id}.npz.xz")
+    write_bytes(folder / f"{case.case_id}.npz.xz", lzma.compress(buf.getvalue(), preset=6))
     meta = {"geometry": _geom_json(case.geometry),
             "original_geometry": _geom_json(case.original_geometry)}
     (folder / f"{case.case_id}.json").write_text(json.dumps(meta), encoding="utf-8")

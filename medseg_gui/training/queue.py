@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 
+from medseg_gui.core.atomic import atomic_path, fsync_folder, write_bytes
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.paths import data_dir
 from medseg_gui.core.volume import to_sitk
@@ -106,42 +105,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
-    """Atomic, durable write: ``write(temp)`` (``suffix`` kept), fsync, rename, fsync folder."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        _fsync_dir(p.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and durably."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
 def _write_nifti(array: npt.NDArray[Any], geometry: Geometry, path: Path) -> str:
     """Write an array on ``geometry`` as NIfTI atomically; return its SHA-256."""
     image = to_sitk(array, geometry)
-    atomic_write(path, lambda tmp: sitk.WriteImage(image, tmp, useCompression=True), ".nii.gz")
+    with atomic_path(path, ".nii.gz", durable=True) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
     return sha256_file(path)
 
 
@@ -240,13 +208,14 @@ class TrainingQueue:
         folder = self.cases_dir / case_id
         with self._adding_lock(exclusive=False, wait=True):
             folder.mkdir()
-            _fsync_dir(self.cases_dir)
+            fsync_folder(self.cases_dir)
             files = {IMAGE: _write_nifti(np.asarray(image), geometry, folder / IMAGE),
                      MASK: _write_nifti(mask_u8, geometry, folder / MASK)}
             if draft_u8 is not None:
                 files[DRAFT] = _write_nifti(draft_u8, geometry, folder / DRAFT)
             meta = {**metadata, "case_id": case_id, "geometry": geometry.to_dict()}
-            atomic_write_bytes(folder / META, json.dumps(meta, indent=2, sort_keys=True).encode())
+            write_bytes(folder / META, json.dumps(meta, indent=2, sort_keys=True).encode(),
+                        durable=True)
             files[META] = sha256_file(folder / META)
             now = _now()
             cur = self._db.execute(

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import ModelCard, list_models, load_card
 from medseg_gui.io.errors import LoadError
 from medseg_gui.resources import ENGINES
-from medseg_gui.training.queue import atomic_write_bytes
 
 try:
     import fcntl
@@ -218,7 +218,7 @@ class ModelRegistry:
             "dice_from": frm.validation_dice if frm else None, "dice_to": to.validation_dice,
             "reason": reason,
         })
-        atomic_write_bytes(self.state_path, json.dumps(state, indent=2).encode())
+        write_bytes(self.state_path, json.dumps(state, indent=2).encode(), durable=True)
 
     def _state(self) -> dict[str, Any]:
         try:
