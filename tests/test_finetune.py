@@ -3,6 +3,7 @@ the command as a job (progress and cancel), and torchrun with two gloo processes
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from medseg_gui.inference.network import build_network
 from medseg_gui.training.config import TrainConfig
 from medseg_gui.training.consistency import rampup, strong_view
 from medseg_gui.training.data import PREPARED_NAME, prepare_arrays, save_case
-from medseg_gui.training.export import write_model
+from medseg_gui.training.export import TUMOUR, write_model
 from medseg_gui.training.finetune import FinetuneConfig, finetune, validation_cases
 from medseg_gui.training.jobs import JobStatus, python_job
 from medseg_gui.training.registry import ModelRegistry, PromotionRefused
@@ -94,15 +95,17 @@ def test_finetune_writes_a_card_validated_on_the_base_cases(setup: dict[str, Pat
 
 
 def test_finetune_draws_patches_with_the_base_recipe(setup: dict[str, Path]) -> None:
-    """A base trained with hard negatives and zoom is fine-tuned with them, and says so."""
+    """A base trained with hard negatives and zoom is fine-tuned with them, and says so; its
+    label (name, colour, codes) carries over."""
     cfg = TrainConfig(data=str(setup["data"]), out=str(setup["root"] / "engines" / "hz" / "1.0.0"),
                       model_id="hz", version="1.0.0", roi=ROI, channels=(4, 8), neg_ratio=2.0,
                       bg_min_hu=-100.0, zoom=(0.8, 1.25))
     torch.manual_seed(0)
     val = {"per_case": {"CASE_V": 0.99}, "mean": 0.99}
+    sarcoma = dataclasses.replace(TUMOUR, name="Sarcoma", color=(200, 40, 200))
     write_model(build_network(cfg.architecture()), cfg,
                 {"split": {"train": ["CASE_A"], "validation": ["CASE_V"]},
-                 "recipe": cfg.recipe.to_json()}, {"validation_dice": val})
+                 "recipe": cfg.recipe.to_json()}, {"validation_dice": val}, labels=[sarcoma])
     card = finetune(FinetuneConfig(base=cfg.out, out=str(setup["root"] / "models" / "hz" / "1.0.1"),
                                    labelled=(str(setup["data"]),), steps=2, workers=0,
                                    device="cpu"))
@@ -111,6 +114,7 @@ def test_finetune_draws_patches_with_the_base_recipe(setup: dict[str, Path]) -> 
     assert card.training["recipe"]["from"] == "hz:1.0.0"
     assert "neg=2, background centres only where HU > -100" in card.training["batch"]["sampling"]
     assert "isotropic 0.8-1.25" in card.training["augmentation"]
+    assert load_card(card.folder).labels == [sarcoma]  # the base's label, not a default one
     assert Recipe.of_card({"command": "an older card"}) == Recipe()  # trained with the defaults
 
 

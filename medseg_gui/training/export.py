@@ -20,13 +20,17 @@ TUMOUR = LabelInfo(1, "Tumour", (230, 80, 60), MORPHOLOGICALLY_ABNORMAL_STRUCTUR
 
 
 def write_model(net: nn.Module, cfg: TrainConfig, training: dict[str, Any],
-                metrics: dict[str, Any]) -> ModelCard:
-    """Write ``weights.safetensors``, ``model.onnx`` and ``model.json`` into ``cfg.out``."""
+                metrics: dict[str, Any], labels: list[LabelInfo] | None = None) -> ModelCard:
+    """Write ``weights.safetensors``, ``model.onnx`` and ``model.json`` into ``cfg.out``.
+
+    ``labels``: the card's output labels (default: one "Tumour"); a fine-tune passes its base's,
+    so a renamed or recoded label survives it.
+    """
     blend: Literal["gaussian", "constant"] = "constant" if cfg.blend == "constant" else "gaussian"
     card = ModelCard(
         model_id=cfg.model_id, version=cfg.version, architecture=cfg.architecture(),
-        spacing=cfg.spacing, roi_size=cfg.roi, labels=[TUMOUR], normalisation=cfg.normalisation,
-        overlap=cfg.overlap, blend=blend, threshold=cfg.threshold,
+        spacing=cfg.spacing, roi_size=cfg.roi, labels=list(labels or [TUMOUR]),
+        normalisation=cfg.normalisation, overlap=cfg.overlap, blend=blend, threshold=cfg.threshold,
         training=dict(training), metrics=dict(metrics),
     )
     return write_model_folder(card, net, folder=cfg.out)
