@@ -1,4 +1,9 @@
-"""``medseg-gui [PATH] [--labels MASK] [--screenshot OUT.png]``: the desktop application."""
+"""``medseg-gui [PATH] [--labels MASK] [--segment] [--screenshot OUT.png]``: the application.
+
+With no PATH it opens the bundled demo study and segments it with the default model (the AI
+draft a radiologist would start correcting from); the demo's reference contour opens with
+``--labels resources/demo/STS_008/dicom/mask/RS.dcm`` or File > Open labels.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,11 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from medseg_gui.resources import DEMO_RTSTRUCT, DEMO_STUDY
+from medseg_gui.resources import DEMO_STUDY
 from medseg_gui.ui.main_window import MainWindow
 from medseg_gui.ui.settings import app_settings
 
-# How long --screenshot waits for loading before giving up (seconds).
+# How long --screenshot waits for loading (and segmenting) before giving up (seconds).
 SCREENSHOT_TIMEOUT_S = 300
 
 
@@ -23,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="DICOM folder or file, .nii(.gz), .nrrd or .mha "
                    "(default: the bundled demo study)")
     p.add_argument("--labels", help="a label image (.nii.gz, .nrrd, ...) to overlay")
+    p.add_argument("--segment", action="store_true",
+                   help="run the default model once the study is open (the demo does)")
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render, save the whole window to OUT.png and exit")
     p.add_argument("--size", default=None,
@@ -54,13 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.resize(width, height)
     window.show()
 
-    path, labels = args.path, args.labels
+    path, labels, segment = args.path, args.labels, args.segment
     if path is None and DEMO_STUDY.is_dir():
-        path = str(DEMO_STUDY)
-        # The demo's own RTSTRUCT: the radiation oncologist's GTV, with its name.
-        labels = labels or (str(DEMO_RTSTRUCT) if DEMO_RTSTRUCT.is_file() else None)
+        path, segment = str(DEMO_STUDY), labels is None
     if path is None:
         window.statusBar().showMessage("No study given and no demo study found: use File > Open")
+    action = window.segment_action
+    if segment:
+        pending = {"segment": True}
+
+        def start_segmenting(_volume: object) -> None:
+            if pending.pop("segment", False):  # the first study only
+                action.start()
+
+        window.studyLoaded.connect(start_segmenting)
 
     status = {"rc": 0}
     if headless:
@@ -74,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return
             app.processEvents()
             window.render_all()
-            if not window.save_screenshot(out):
+            if window.save_screenshot(out):
+                shown = window.statusBar().currentMessage()
+                print(f"medseg-gui: wrote {out}" + (f" ({shown})" if shown else ""))
+            else:
                 status["rc"] = 1
             loop.quit()
 
@@ -87,8 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if window.loading:
                 window.cancel_loading()
                 failed(f"loading took longer than {SCREENSHOT_TIMEOUT_S} s")
+            elif action.running:
+                action.cancel()
+                failed(f"segmenting took longer than {SCREENSHOT_TIMEOUT_S} s")
 
-        window.studyLoaded.connect(lambda _v: QTimer.singleShot(300, finish))
+        if segment:  # the picture shows the AI's draft
+            action.segmented.connect(lambda _s: QTimer.singleShot(300, finish))
+            action.refused.connect(lambda _m: QTimer.singleShot(300, finish))
+            action.failed.connect(failed)
+        else:
+            window.studyLoaded.connect(lambda _v: QTimer.singleShot(300, finish))
         window.loadFailed.connect(failed)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, timed_out)
         if path is None:

@@ -21,7 +21,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 
-from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.segmentation import Segmentation, SegmentSource
 from medseg_gui.editing import BrushSettings, BrushShape, Edit, SegmentEditor, ViewAxis
 from medseg_gui.editing.base import Change, Region
 from medseg_gui.rendering.edit_feedback import region_on_slice, view_axis_of
@@ -84,6 +84,7 @@ class EditingController(QObject):
         self.brush = BrushSettings(diameter_mm=10.0, shape=BrushShape.DISC)
         self.hidden: set[int] = set()
         self.unsaved = False  # edits (or recovered edits) not yet exported
+        self.baseline = "AI draft"  # what the effort readout compares with (set per session)
         self._painting: SliceViewWidget | None = None
         self._dirty: set[SliceViewWidget] = set()
         self.cursors = BrushCursors(window.views)
@@ -121,6 +122,9 @@ class EditingController(QObject):
             if journal is None:
                 self.window.statusBar().showMessage("Edits cannot be journaled: no recovery")
             self.editor = SegmentEditor(seg, image, journal=journal, draft=seg.labelmap.copy())
+            # What the effort readout compares with: the AI's mask, or whatever was opened.
+            self.baseline = "AI draft" if any(
+                s.source is SegmentSource.AUTOMATIC for s in seg.segments) else "opened mask"
             self.editor.add_listener(self._on_region)
         self.sessionChanged.emit()
         self.tableChanged.emit()

@@ -179,7 +179,9 @@ class SegmentAction(QObject):
             self.refused.emit(text)
             return
         self.draft = seg
-        self.window.statusBar().showMessage(f"Segmented: {summary}", 30000)
+        models = sorted({sg.model for sg in seg.segments if sg.model})
+        by = f" by {', '.join(models)}" if models else ""
+        self.window.statusBar().showMessage(f"Segmented{by}: {summary}", 30000)
         self.segmented.emit(seg)
 
     # -- status bar --------------------------------------------------------------------------

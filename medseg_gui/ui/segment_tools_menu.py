@@ -91,11 +91,12 @@ TOOLS: tuple[SegmentTool, ...] = (
 )
 
 
-def effort_text(effort: Effort) -> str:
-    """``+N / -M voxels vs AI draft, Dice 0.93, 2 min editing``."""
+def effort_text(effort: Effort, baseline: str = "AI draft") -> str:
+    """``+N / -M voxels vs AI draft, Dice 0.93, 2 min editing`` (``baseline``: what the
+    session started from, "AI draft" or "opened mask")."""
     seconds = effort.active_seconds
     time_text = f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
-    return (f"+{effort.voxels_added:,} / -{effort.voxels_removed:,} voxels vs AI draft, "
+    return (f"+{effort.voxels_added:,} / -{effort.voxels_removed:,} voxels vs {baseline}, "
             f"Dice {effort.dice:.2f}, {time_text} editing")
 
 
@@ -129,7 +130,8 @@ class SegmentTools(QObject):
             self.actions[tool.key] = action
         self._add_buttons()
         self.effort_label = QLabel("")
-        self.effort_label.setToolTip("Correction effort versus the AI draft (all segments)")
+        self.effort_label.setToolTip("Correction effort versus the mask the editing session "
+                                     "started from: the AI draft, or the mask you opened")
         window.statusBar().addPermanentWidget(self.effort_label)
         self._effort_task: Task | None = None
         self._effort_again = False
@@ -289,7 +291,7 @@ class SegmentTools(QObject):
             self._effort_again = False
             self.update_effort()
         else:
-            self._show_effort(effort_text(effort))
+            self._show_effort(effort_text(effort, self.controller.baseline))
 
     def _on_effort_failed(self, task: Task, exc: BaseException) -> None:
         if task is self._effort_task:

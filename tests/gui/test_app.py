@@ -40,6 +40,18 @@ def test_screenshot_of_real_ct(qapp, shared_data, tmp_path):  # type: ignore[no-
         assert grey.mean() > 0.1 and orange.sum() > 100
 
 
+def test_demo_opens_the_demo_study_segmented_by_the_default_model(qapp, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    out = tmp_path / "demo.png"
+    rc = main(["--screenshot", str(out), "--size", "1000x800"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "Segmented by sts-tumour-unet:1.1.0" in printed  # the AI's draft, not the reference
+    rgb = image_array(out)
+    axial = rgb[: 400, : 500]  # the top-left view: the tumour is drawn in the model's colour
+    red = (axial[..., 0] > 150) & (axial[..., 1] < 120) & (axial[..., 2] < 120)
+    assert red.sum() > 500
+
+
 def test_missing_path_exits_nonzero_without_dialog(qapp, tmp_path, capsys):  # type: ignore[no-untyped-def]
     out = tmp_path / "shot.png"
     rc = main([str(tmp_path / "nope"), "--screenshot", str(out)])

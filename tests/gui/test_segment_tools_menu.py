@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint
 
-from medseg_gui.core.segmentation import Segmentation
+from medseg_gui.core.segmentation import Segmentation, SegmentSource
 from medseg_gui.editing import BrushShape, ViewAxis
 from medseg_gui.editing.base import Change
 from medseg_gui.editing.interpolate import fill_between_slices
@@ -141,7 +142,8 @@ def test_effort_readout_follows_paint_and_erase(win, qtbot):  # type: ignore[no-
     seg = demo_segmentation()
     with qtbot.waitSignal(tools.effortUpdated, timeout=10000) as first:
         win.set_segmentation(seg, force=True)
-    assert first.args == ["+0 / -0 voxels vs AI draft, Dice 1.00, 0 s editing"]
+    # The demo's RTSTRUCT is a clinician's contour, not an AI draft: the readout says so.
+    assert first.args == ["+0 / -0 voxels vs opened mask, Dice 1.00, 0 s editing"]
     assert tools.effort_label.text() == first.args[0]
 
     axial = win.views[Orientation.AXIAL]
@@ -161,6 +163,14 @@ def test_effort_readout_follows_paint_and_erase(win, qtbot):  # type: ignore[no-
     assert erased.args[0] != painted.args[0]
     assert erased.args[0].startswith("+0 / ")  # the painted voxels are gone again
     assert tools.effort_label.text() == erased.args[0]
+
+
+def test_effort_readout_names_an_ai_draft(win, qtbot):  # type: ignore[no-untyped-def]
+    seg = demo_segmentation()
+    seg.segments = [dataclasses.replace(s, source=SegmentSource.AUTOMATIC) for s in seg.segments]
+    with qtbot.waitSignal(win.segment_tools.effortUpdated, timeout=10000) as first:
+        win.set_segmentation(seg, force=True)
+    assert first.args == ["+0 / -0 voxels vs AI draft, Dice 1.00, 0 s editing"]
 
 
 def test_segment_menu_lists_the_tools(win):  # type: ignore[no-untyped-def]
