@@ -21,6 +21,11 @@ the queue's files; the CRLM DICOM series are prepared as unlabelled volumes; the
 the held-out cases are copied from the prepared STS folder (``.traindata``). The queue items hold
 no drafts: the base model does not exist when they are queued, so the base model's Dice on them
 is reported instead (``draft_dice``). Results go to ``OUT/results.json`` and ``OUT/results.md``.
+
+``--base-recipe hardneg+zoom`` trains the base with the shipped model's recipe; ``--recipe-check``
+then replaces (c) and the control by one more supervised fine-tune from a copy of the base whose
+card names no recipe, i.e. with the 1:1 sampling anywhere and per-axis scaling that fine-tuning
+used before it followed its base's recipe: same steps, seed and corrections.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHIPPED = ROOT / "engines" / "sts-tumour-unet" / "1.0.0"
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "hardneg+zoom": {"neg_ratio": 2.0, "bg_min_hu": -100.0, "zoom": (0.8, 1.25)},
+}
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -105,7 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            work=str(out / "work-base"), model_id="sts-experiment",
                            version="0.1.0", steps=args.base_steps, workers=args.workers,
                            log_every=250, checkpoint_every=10**9, seed=args.seed,
-                           command="benchmarks/finetune_experiment.py (a)")
+                           command="benchmarks/finetune_experiment.py (a)",
+                           **RECIPES[args.base_recipe])
     base = train(base_cfg, log)
     assert sorted(base.metrics["validation_dice"]["per_case"]) == val_ids
     t_base = time.perf_counter() - t0
@@ -121,14 +131,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       device.type == "cuda")
     runs: dict[str, Any] = {}
     pool = (str(inputs / "queue"), str(inputs / "sts"), str(inputs / "crlm"))
-    plans: list[tuple[str, str, tuple[str, ...]]] = [
-        ("supervised", "queue", ()), ("semi-supervised", "queue", pool)]
-    if args.control:
-        plans.append(("control: base cases again", "sts", ()))
-    for name, labelled, unlabeled in plans:
+    plans: list[tuple[str, str, tuple[str, ...], Path]] = [
+        ("supervised", "queue", (), base.folder)]
+    if args.recipe_check:
+        plans.append(("supervised, no base recipe", "queue", (), _without_recipe(base.folder)))
+    else:
+        plans.append(("semi-supervised", "queue", pool, base.folder))
+    if args.control and not args.recipe_check:
+        plans.append(("control: base cases again", "sts", (), base.folder))
+    for name, labelled, unlabeled, start in plans:
         t = time.perf_counter()
-        slug = name.split(":")[0]
-        cfg = FinetuneConfig(base=str(base.folder), out=str(engines / f"0.1.1-{slug}"),
+        slug = name.split(":")[0].replace(", ", "-").replace(" ", "-")
+        cfg = FinetuneConfig(base=str(start), out=str(engines / f"0.1.1-{slug}"),
                              labelled=(str(inputs / labelled),), unlabeled=unlabeled,
                              validation_data=str(inputs / "sts"), steps=args.ft_steps,
                              seed=args.seed, workers=args.workers, log_every=250,
@@ -138,12 +152,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runs[name] = {"card": card, "seconds": round(time.perf_counter() - t, 1)}
     table = {"base": base.metrics["validation_dice"]}
     table.update({k: v["card"].metrics["validation_dice"] for k, v in runs.items()})
-    keep = table["semi-supervised"]["mean"] > table["supervised"]["mean"]
+    semi = "semi-supervised" in table
+    keep = semi and table["semi-supervised"]["mean"] > table["supervised"]["mean"]
     result = {
         "command": " ".join(["python", *sys.argv]), "seed": args.seed,
         "device": base.training["device"], "base_cases": base_ids, "corrections": corrections,
         "held_out": val_ids, "base_steps": args.base_steps, "finetune_steps": args.ft_steps,
-        "unlabeled": runs["semi-supervised"]["card"].training["unlabeled_cases"],
+        "base_recipe": base.training["recipe"],
+        "unlabeled": runs["semi-supervised"]["card"].training["unlabeled_cases"] if semi else [],
         "dice": {k: {"mean": v["mean"], "per_case": v["per_case"]} for k, v in table.items()},
         "draft_dice_on_queued_cases": {"mean": drafts["mean"], "per_case": drafts["per_case"]},
         "seconds": {"base": round(t_base, 1), **{k: v["seconds"] for k, v in runs.items()}},
@@ -155,6 +171,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _without_recipe(folder: Path) -> Path:
+    """A copy of a model folder whose card names no recipe (the files, and so their hashes, are
+    the same): fine-tuning it samples with the defaults."""
+    copy = folder.with_name(folder.name + "-no-recipe")
+    shutil.copytree(folder, copy, dirs_exist_ok=True)
+    card = json.loads((copy / "model.json").read_text())
+    card["training"].pop("recipe")
+    (copy / "model.json").write_text(json.dumps(card, indent=2))
+    return copy
+
+
 def markdown(r: dict[str, Any]) -> str:
     cols = list(r["dice"])
     lines = ["| held-out case | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -164,7 +191,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines.append("| **mean** | " + " | ".join(f"**{r['dice'][k]['mean']:.3f}**" for k in cols)
                  + " |")
     lines += ["", f"device: {r['device']}; steps: base {r['base_steps']}, fine-tunes "
-              f"{r['finetune_steps']} each; seconds {r['seconds']}; seed {r['seed']}",
+              f"{r['finetune_steps']} each; seconds {r['seconds']}; seed {r['seed']}; "
+              f"base recipe {r['base_recipe']}",
               f"base model's mean Dice on the queued cases (draft quality): "
               f"{r['draft_dice_on_queued_cases']['mean']:.3f}",
               f"mean-teacher term kept: {r['keep_consistency_term']}", ""]
@@ -182,6 +210,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--no-control", dest="control", action="store_false",
                    help="skip the control: the base trained as many more steps on its own cases")
+    p.add_argument("--base-recipe", choices=list(RECIPES), default="default")
+    p.add_argument("--recipe-check", action="store_true",
+                   help="fine-tune with and without the base's recipe instead of (c) and control")
     p.add_argument("--prepare-only", action="store_true", help="make the inputs, then stop")
     args = p.parse_args()
     inputs = Path(args.inputs)
