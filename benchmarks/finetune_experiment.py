@@ -103,7 +103,8 @@ def prepare_inputs(inputs: Path, sts: Path) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from medseg_gui.training.config import TrainConfig
     from medseg_gui.training.data import open_prepared
-    from medseg_gui.training.finetune import FinetuneConfig, evaluate, finetune
+    from medseg_gui.training.evaluate import validate
+    from medseg_gui.training.finetune import FinetuneConfig, finetune
     from medseg_gui.training.trainer import train
 
     inputs, out = Path(args.inputs), Path(args.out)
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = load_weights(build_network(base.architecture), base.weights_path).to(device).eval()
     queue = open_prepared(inputs / "queue")
-    drafts = evaluate(net, base, [queue.load(c) for c in queue.cases], device,
+    drafts = validate(net, base, [queue.load(c) for c in queue.cases], device,
                       device.type == "cuda")
     runs: dict[str, Any] = {}
     pool = (str(inputs / "queue"), str(inputs / "sts"), str(inputs / "crlm"))

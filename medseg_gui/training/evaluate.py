@@ -25,6 +25,7 @@ from monai.metrics.meandice import compute_dice
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.inference.model_card import ModelCard, Normalisation
+from medseg_gui.inference.network import TumourProbability
 from medseg_gui.training.data import PreparedCase, prepare_arrays, resample_array
 from medseg_gui.training.sampling import normalise
 
@@ -88,6 +89,21 @@ def evaluate_cases(cases: Sequence[PreparedCase], predictor: Predictor, card: Mo
         check(progress, n / max(len(cases), 1), f"validating {case.case_id}")
         results.append(evaluate_case(case, predictor, card, device, batch))
     return results
+
+
+def validate(net: torch.nn.Module, card: ModelCard, cases: Sequence[PreparedCase],
+             device: torch.device, amp: bool, progress: Progress = no_progress) -> dict[str, Any]:
+    """Validation Dice of ``net`` (put in eval mode) with ``card``'s inference settings, on the
+    original grids of ``cases``; bfloat16 autocast when ``amp``. See :func:`summarise`."""
+    net.eval()
+    head = TumourProbability(net).eval()
+
+    def predictor(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out: torch.Tensor = head(x).float()
+        return out
+
+    return summarise(evaluate_cases(cases, predictor, card, device, progress))
 
 
 def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:

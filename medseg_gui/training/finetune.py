@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from medseg_gui.core.progress import Cancelled, Progress, no_progress
 from medseg_gui.inference.model_card import ModelCard, load_card
-from medseg_gui.inference.network import TumourProbability, build_network, load_weights
+from medseg_gui.inference.network import build_network, load_weights
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.config import TrainConfig
 from medseg_gui.training.consistency import (
@@ -50,7 +50,7 @@ from medseg_gui.training.consistency import (
     unlabeled_loader,
 )
 from medseg_gui.training.data import PreparedCase, PreparedSet, open_prepared
-from medseg_gui.training.evaluate import evaluate_cases, summarise
+from medseg_gui.training.evaluate import validate
 from medseg_gui.training.export import write_model
 from medseg_gui.training.sampling import Recipe, case_item, describe, train_loader
 from medseg_gui.training.trainer import _device_name
@@ -117,19 +117,6 @@ def validation_cases(card: ModelCard) -> list[str]:
     if split.get("validation"):
         return sorted(split["validation"])
     raise LoadError(card.folder, f"model {card.ref} records no validation cases to compare on")
-
-
-def evaluate(net: nn.Module, card: ModelCard, cases: list[PreparedCase], device: torch.device,
-             amp: bool) -> dict[str, Any]:
-    """Validation Dice of ``net`` with ``card``'s inference settings (original grids)."""
-    head = TumourProbability(net).eval()
-
-    def predictor(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out: torch.Tensor = head(x).float()
-        return out
-
-    return summarise(evaluate_cases(cases, predictor, card, device))
 
 
 def finetune(cfg: FinetuneConfig, progress: Progress = no_progress) -> ModelCard | None:
@@ -254,8 +241,7 @@ def _finish(cfg: FinetuneConfig, base: ModelCard, net: nn.Module, val_ids: list[
         raise LoadError(Path(folder), f"held-out cases of {base.ref} not found: {missing}")
     report(0.86, f"validating on the {len(val_ids)} held-out cases of {base.ref}")
     val = [ps.load(c) for c in val_ids]
-    net.eval()
-    result = evaluate(net, base, val, device, amp)
+    result = validate(net, base, val, device, amp)
     out = Path(cfg.out)
     tc = _CardConfig(data=folder, out=str(out), model_id=base.model_id,
                      version=cfg.version or out.name, spacing=base.spacing, roi=base.roi_size,

@@ -24,7 +24,6 @@ from monai.utils.misc import set_determinism
 from medseg_gui.core.progress import Cancelled, Progress, no_progress, scaled
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.inference.network import (
-    TumourProbability,
     build_network,
     load_weights,
     save_weights,
@@ -46,7 +45,7 @@ from medseg_gui.training.data import (
     prepare_folder,
     split_cases,
 )
-from medseg_gui.training.evaluate import evaluate_cases, summarise
+from medseg_gui.training.evaluate import validate
 from medseg_gui.training.export import write_model
 from medseg_gui.training.sampling import case_item, describe, train_loader
 
@@ -194,20 +193,12 @@ def train(cfg: TrainConfig, progress: Progress = no_progress) -> ModelCard:
 
 def _validate(net: torch.nn.Module, cfg: TrainConfig, cases: list[PreparedCase],
               device: torch.device, amp: bool, progress: Progress) -> dict[str, Any]:
-    """Validation Dice of ``net`` (put in eval mode) on the original grids of ``cases``."""
-    net.eval()
-    head = TumourProbability(net).eval()
-
-    def predictor(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out: torch.Tensor = head(x).float()
-        return out
-
+    """:func:`~.evaluate.validate` with the inference settings the card will record."""
     card = ModelCard(cfg.model_id, cfg.version, cfg.architecture(), cfg.spacing, cfg.roi, [],
                      normalisation=cfg.normalisation, overlap=cfg.overlap,
                      blend="constant" if cfg.blend == "constant" else "gaussian",
                      threshold=cfg.threshold)
-    return summarise(evaluate_cases(cases, predictor, card, device, progress))
+    return validate(net, card, cases, device, amp, progress)
 
 
 def _periodic_validation(net: torch.nn.Module, cfg: TrainConfig, cases: list[PreparedCase],
