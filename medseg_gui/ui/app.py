@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from medseg_gui.resources import DEMO_STUDY
@@ -67,14 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if path is None:
         window.statusBar().showMessage("No study given and no demo study found: use File > Open")
     action = window.segment_action
-    if segment:
-        pending = {"segment": True}
-
-        def start_segmenting(_volume: object) -> None:
-            if pending.pop("segment", False):  # the first study only
-                action.start()
-
-        window.studyLoaded.connect(start_segmenting)
+    if segment:  # the first study only
+        window.studyLoaded.connect(lambda _v: action.start(),
+                                   Qt.ConnectionType.SingleShotConnection)
 
     status = {"rc": 0}
     if headless:
