@@ -203,9 +203,6 @@ class Scene3D:
         self._cross_points.Modified()
         self._cross.VisibilityOn()
 
-    def set_crosshair_visible(self, visible: bool) -> None:
-        self._cross.SetVisibility(bool(visible) and self.geometry is not None)
-
     # -- camera and level of detail --------------------------------------------------------------
     def world_bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Axis-aligned LPS box around the volume's voxel centres."""
