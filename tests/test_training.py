@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.resample import resample_array
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.model_card import load_card, sha256_file
 from medseg_gui.inference.network import TumourProbability, build_network, load_weights
@@ -23,7 +24,6 @@ from medseg_gui.training.data import (
     data_sha256,
     find_cases,
     prepare_folder,
-    resample_array,
     split_cases,
 )
 from medseg_gui.training.evaluate import evaluate_case, onnx_predictor, prepare_nifti_pair

@@ -1,10 +1,12 @@
 """The one small protocol every inference backend follows, and how ``auto`` picks one.
 
 A backend turns a batch of normalised windows ``(B, 1, D, H, W)`` float32 into the tumour
-probability ``(B, 1, D, H, W)``. Implementations: :mod:`.tensorrt_backend` (TensorRT engine),
-:mod:`.onnx_backend` (ONNX Runtime, CUDA then CPU execution provider) and :mod:`.torch_backend`
-(PyTorch from the card's safetensors weights, CUDA then CPU). Each is imported only when chosen,
-so a machine without TensorRT or ONNX Runtime can still import this module.
+probability ``(B, 1, D, H, W)`` (a promptable model's batch has its prompt channels,
+``(B, C, D, H, W)``, and any crop size its card allows; the output still has one channel).
+Implementations: :mod:`.tensorrt_backend` (TensorRT engine), :mod:`.onnx_backend` (ONNX
+Runtime, CUDA then CPU execution provider) and :mod:`.torch_backend` (PyTorch from the card's
+safetensors weights, CUDA then CPU). Each is imported only when chosen, so a machine without
+TensorRT or ONNX Runtime can still import this module.
 """
 
 from __future__ import annotations

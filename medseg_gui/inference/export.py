@@ -2,7 +2,8 @@
 
 The graph is :class:`~medseg_gui.inference.network.TumourProbability` around the network, so
 softmax and the tumour channel are inside it: it takes ``image`` ``(batch, 1, D, H, W)`` float32
-with a dynamic batch and returns ``tumour_probability`` of the same shape. It is exported with
+with a dynamic batch and returns ``tumour_probability`` of the same shape (a promptable model:
+``(batch, channels, D, H, W)`` with dynamic crop sizes, and one output channel). It is exported with
 PyTorch's ``torch.export``-based exporter (``dynamo=True``, opset 18; the shipped model was made so)
 into one self-contained file (no external data) and, where ONNX Runtime is installed, run once
 against PyTorch on random input; the largest difference is recorded in the card.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import copy
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,26 +32,37 @@ MAX_BATCH = 256  # the bound torch.export is told; ONNX records the axis only by
 
 
 def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int], *,
-                input_name: str = "image", output_name: str = "tumour_probability") -> float | None:
+                input_name: str = "image", output_name: str = "tumour_probability",
+                in_channels: int = 1, crop_multiple: int = 0) -> float | None:
     """Write ``TumourProbability(net)`` to ``path`` as ONNX, atomically.
 
-    ``net`` is the bare network (logits), on the CPU in float32. Returns the largest
-    ``|ONNX Runtime - PyTorch|`` on a random batch of 3 windows, or ``None`` when ONNX Runtime is
-    not installed; a graph ONNX Runtime cannot run raises and leaves ``path`` as it was.
+    ``net`` is the bare network (logits), on the CPU in float32, taking ``in_channels``
+    channels. With ``crop_multiple`` (the network's total stride) the spatial axes are dynamic
+    too, any multiple of it (a promptable model's crops); otherwise only the batch is. Returns
+    the largest ``|ONNX Runtime - PyTorch|`` on a random batch of 3 (at another crop size when
+    the crop is dynamic), or ``None`` when ONNX Runtime is not installed; a graph ONNX Runtime
+    cannot run raises and leaves ``path`` as it was.
     """
     head = TumourProbability(net).eval()
-    example = torch.zeros(2, 1, *roi_size)
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    example = torch.zeros(2, in_channels, *roi_size)
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
+    check_size = tuple(roi_size)
+    if crop_multiple:
+        for axis, name in zip((2, 3, 4), ("depth", "height", "width"), strict=True):
+            top = max(4 * roi_size[axis - 2] // crop_multiple, 2)
+            dims[axis] = crop_multiple * torch.export.Dim(name, min=1, max=top)
+        check_size = (roi_size[0] + crop_multiple, roi_size[1], roi_size[2] - crop_multiple)
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(head, (example,), str(tmp), input_names=[input_name],
                               output_names=[output_name], opset_version=OPSET, dynamo=True,
-                              dynamic_shapes=({0: batch},), external_data=False, verbose=False)
-        return _max_diff_vs_torch(head, tmp, roi_size, input_name, output_name)
+                              dynamic_shapes=(dims,), external_data=False, verbose=False)
+        return _max_diff_vs_torch(head, tmp, (3, in_channels, *check_size), input_name,
+                                  output_name)
 
 
-def _max_diff_vs_torch(head: nn.Module, onnx_path: Path, roi_size: tuple[int, int, int],
+def _max_diff_vs_torch(head: nn.Module, onnx_path: Path, shape: tuple[int, ...],
                        input_name: str, output_name: str) -> float | None:
     try:
         import onnxruntime as ort
@@ -57,11 +70,19 @@ def _max_diff_vs_torch(head: nn.Module, onnx_path: Path, roi_size: tuple[int, in
         return None
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     # A batch other than the example's 2 shows that the batch axis really is dynamic.
-    x = torch.randn(3, 1, *roi_size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     got = session.run([output_name], {input_name: x.numpy()})[0]
     with torch.inference_mode():
         ref = head(x).numpy()
     return float(np.max(np.abs(got - ref)))
+
+
+def total_stride(architecture: dict[str, Any]) -> int:
+    """The product of a network's strides: crop sizes must be a multiple of it."""
+    out = 1
+    for s in architecture.get("params", {}).get("strides", []):
+        out *= int(max(s) if isinstance(s, list | tuple) else s)
+    return out
 
 
 def write_model_folder(card: ModelCard, net: nn.Module, *,
@@ -78,7 +99,9 @@ def write_model_folder(card: ModelCard, net: nn.Module, *,
     cpu_net = copy.deepcopy(net).cpu().float().eval()
     save_weights(cpu_net, card.weights_path)
     diff = export_onnx(cpu_net, card.onnx_path, card.roi_size,
-                       input_name=card.onnx_input, output_name=card.onnx_output)
+                       input_name=card.onnx_input, output_name=card.onnx_output,
+                       in_channels=int(card.architecture.get("params", {}).get("in_channels", 1)),
+                       crop_multiple=total_stride(card.architecture) if card.promptable else 0)
     card.training["onnx_export"] = {
         "opset": OPSET, "exporter": f"torch.onnx (dynamo) {torch.__version__}",
         "max_abs_diff_vs_torch": diff,

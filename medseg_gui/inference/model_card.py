@@ -5,7 +5,9 @@ weights (safetensors) fine-tuning starts from. The card records everything infer
 reproduce the training-time preprocessing (spacing, orientation, intensity normalisation, window
 size, overlap, blending), the labels with coded concepts, and provenance (training data, command,
 metrics). Loading verifies the SHA-256 of the ONNX and weights files and refuses a mismatch, so a
-half-copied or swapped file is never run on a patient.
+half-copied or swapped file is never run on a patient. A promptable model's card also has a
+``prompt`` section (its input channels, crop and AutoZoom settings); its ONNX graph then takes
+those channels and any crop size that is a multiple of the network's total stride.
 
 Axis conventions: ``spacing`` is in ``(i, j, k)`` order like :class:`~medseg_gui.core.Geometry`;
 ``roi_size`` is in array order ``(k, j, i)``, which is the network's ``(D, H, W)``.
@@ -71,12 +73,19 @@ class ModelCard:
     onnx_output: str = "tumour_probability"
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    prompt: dict[str, Any] = field(default_factory=dict)
     folder: Path = field(default=Path("."), compare=False)
 
     @property
     def ref(self) -> str:
         """``"model-id:version"``, recorded in every segment the model draws."""
         return f"{self.model_id}:{self.version}"
+
+    @property
+    def promptable(self) -> bool:
+        """Whether this is a promptable model (its card has a ``prompt`` section: channels,
+        crop and zoom, see :class:`~medseg_gui.inference.prompt_encoding.PromptConfig`)."""
+        return bool(self.prompt)
 
     @property
     def onnx_path(self) -> Path:

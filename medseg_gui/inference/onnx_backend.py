@@ -60,7 +60,8 @@ class OnnxRuntimeBackend:
             out = self.session.run([self.output_name], {self.input_name: x})[0]
             return torch.from_numpy(np.asarray(out, dtype=np.float32))
         x_t = as_tensor(batch, self.device)
-        y_t = torch.empty_like(x_t)  # the head returns one channel: same shape as the input
+        # the head returns one channel: the input's shape with one channel
+        y_t = x_t.new_empty((x_t.shape[0], 1, *x_t.shape[2:]))
         index = torch.device(self.device).index or 0
         binding = self.session.io_binding()
         binding.bind_input(self.input_name, "cuda", index, np.float32, tuple(x_t.shape),

@@ -22,9 +22,10 @@ Launch = Callable[[int, int, int], bool]
 
 
 class PinnedBuffers:
-    """Buffers for batches of up to ``shape[0]`` items of ``shape[1:]`` float32 on GPU ``index``.
+    """Buffers for batches of up to ``shape`` ``(B, C, D, H, W)`` float32 on GPU ``index``.
 
-    Output and input have the same shape (the model's head returns one channel per window).
+    Any batch with no more elements fits (a promptable model's crops vary in size); the output
+    is the batch's shape with one channel (the model's head returns one channel per window).
     """
 
     def __init__(self, shape: tuple[int, ...], index: int = 0) -> None:
@@ -35,8 +36,9 @@ class PinnedBuffers:
         self.ctx = cuda.Device(index).retain_primary_context()
         self.ctx.push()
         try:
-            self.host_in = cuda.pagelocked_empty(shape, np.float32)
-            self.host_out = cuda.pagelocked_empty(shape, np.float32)
+            size = int(np.prod(shape))
+            self.host_in = cuda.pagelocked_empty((size,), np.float32)
+            self.host_out = cuda.pagelocked_empty((size // max(int(shape[1]), 1),), np.float32)
             self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
             self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
             self.stream = cuda.Stream()
@@ -45,24 +47,27 @@ class PinnedBuffers:
 
     @property
     def capacity(self) -> int:
+        """The most input elements one batch may have."""
         return int(self.host_in.shape[0])
 
     def run(self, batch: npt.NDArray[np.float32], launch: Launch) -> npt.NDArray[np.float32]:
         """Copy ``batch`` in, ``launch`` on the stream, copy the result out; waits for it."""
         import pycuda.driver as cuda
 
-        n = int(batch.shape[0])
-        if n > self.capacity:
-            raise ValueError(f"batch of {n} exceeds the buffers' {self.capacity}")
+        out_shape = (int(batch.shape[0]), 1, *batch.shape[2:])
+        n_in, n_out = int(batch.size), int(np.prod(out_shape))
+        if n_in > self.capacity or n_out > self.host_out.shape[0]:
+            raise ValueError(f"batch of shape {tuple(batch.shape)} exceeds the buffers' "
+                             f"{self.capacity} elements")
         self.ctx.push()
         try:
-            self.host_in[:n] = batch
-            cuda.memcpy_htod_async(self.dev_in, self.host_in[:n], self.stream)
+            self.host_in[:n_in] = batch.reshape(-1)
+            cuda.memcpy_htod_async(self.dev_in, self.host_in[:n_in], self.stream)
             if not launch(int(self.dev_in), int(self.dev_out), int(self.stream.handle)):
                 raise RuntimeError("the launch on the pycuda stream failed")
-            cuda.memcpy_dtoh_async(self.host_out[:n], self.dev_out, self.stream)
+            cuda.memcpy_dtoh_async(self.host_out[:n_out], self.dev_out, self.stream)
             self.stream.synchronize()
-            out: npt.NDArray[np.float32] = self.host_out[:n].copy()
+            out: npt.NDArray[np.float32] = self.host_out[:n_out].reshape(out_shape).copy()
             return out
         finally:
             self.ctx.pop()

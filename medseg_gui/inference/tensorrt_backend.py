@@ -4,7 +4,8 @@ NOT RUN: TensorRT (and pycuda) cannot be installed on the machines this was writ
 cache logic around it (:mod:`.engine_cache`) and the calibration data (:mod:`.calibration`) are
 tested, this file is not. Building: ONNX parser -> builder config with FP16 (and INT8 through an
 ``IInt8EntropyCalibrator2`` fed by real CT windows, with a calibration cache) -> one optimisation
-profile for a dynamic batch of 1..``max_batch`` windows, best at ``opt_batch`` -> serialised plan,
+profile for a dynamic batch of 1..``max_batch`` windows, best at ``opt_batch`` (a promptable
+model: one crop of half to twice its card's crop size, :func:`profile_shapes`) -> serialised plan,
 cached by :func:`~.engine_cache.load_or_build`. Running: ``set_input_shape`` /
 ``set_tensor_address`` / ``execute_async_v3``. Torch CUDA tensors are bound by pointer on torch's
 current stream (no copies); numpy batches go through :class:`~.pycuda_buffers.PinnedBuffers`
@@ -105,9 +106,8 @@ def build_plan(card: ModelCard, precision: str = "fp16", *, max_batch: int = 16,
         raise LoadError(card.onnx_path, f"TensorRT cannot parse the ONNX graph: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    roi = tuple(card.roi_size)
     profile = builder.create_optimization_profile()
-    profile.set_shape(card.onnx_input, (1, 1, *roi), (opt_batch, 1, *roi), (max_batch, 1, *roi))
+    profile.set_shape(card.onnx_input, *profile_shapes(card, max_batch, opt_batch))
     config.add_optimization_profile(profile)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
@@ -122,6 +122,25 @@ def build_plan(card: ModelCard, precision: str = "fp16", *, max_batch: int = 16,
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine for {card.ref}")
     return bytes(serialized)
+
+
+def profile_shapes(card: ModelCard, max_batch: int = 16,
+                   opt_batch: int = 8) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The (min, opt, max) input shapes of the engine's optimisation profile.
+
+    An automatic model takes windows of ``roi_size`` with a dynamic batch. A promptable model
+    takes one crop at a time, usually ``roi_size`` but any multiple of the network's stride from
+    half to twice it (its ONNX graph is dynamic along all three axes).
+    """
+    roi = tuple(int(r) for r in card.roi_size)
+    if not card.promptable:
+        return (1, 1, *roi), (opt_batch, 1, *roi), (max_batch, 1, *roi)
+    from medseg_gui.inference.export import total_stride
+
+    c = int(card.architecture.get("params", {}).get("in_channels", 1))
+    step = total_stride(card.architecture)
+    low = tuple(max(step, (r // 2) // step * step) for r in roi)
+    return (1, c, *low), (1, c, *roi), (max(max_batch // 4, 1), c, *(2 * r for r in roi))
 
 
 class TensorRTBackend:
@@ -142,7 +161,7 @@ class TensorRTBackend:
         self.precision = precision
         self.max_batch = max_batch
         self.input_name, self.output_name = card.onnx_input, card.onnx_output
-        self.roi = tuple(card.roi_size)
+        self.shapes = profile_shapes(card, max_batch, opt_batch)
         torch.cuda.init()  # type: ignore[no-untyped-call]  # create the primary context first so pycuda and TensorRT share it
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         engines: list[Any] = []
@@ -166,14 +185,16 @@ class TensorRTBackend:
         self._host: PinnedBuffers | None = None  # made on the first numpy batch
 
     def run(self, batch: Batch) -> torch.Tensor:
-        n = int(batch.shape[0])
-        if n > self.max_batch:
-            raise ValueError(f"batch of {n} exceeds the engine's profile maximum {self.max_batch}")
-        shape = (n, 1, *self.roi)
+        shape = tuple(int(s) for s in batch.shape)
+        low, _opt, high = self.shapes
+        if len(shape) != len(low) or any(not a <= s <= b for a, s, b in zip(low, shape, high,
+                                                                             strict=True)):
+            raise ValueError(f"batch of shape {shape} is outside the engine's profile "
+                             f"{low}..{high}")
         self.context.set_input_shape(self.input_name, shape)
         if isinstance(batch, torch.Tensor) and batch.is_cuda:
             x = batch.to(dtype=torch.float32).contiguous()
-            y = torch.empty(shape, dtype=torch.float32, device=x.device)
+            y = torch.empty((shape[0], 1, *shape[2:]), dtype=torch.float32, device=x.device)
             self.context.set_tensor_address(self.input_name, x.data_ptr())
             self.context.set_tensor_address(self.output_name, y.data_ptr())
             stream = torch.cuda.current_stream(x.device)
@@ -188,7 +209,7 @@ class TensorRTBackend:
         from medseg_gui.inference.pycuda_buffers import PinnedBuffers
 
         if self._host is None:
-            self._host = PinnedBuffers((self.max_batch, 1, *self.roi), self.index)
+            self._host = PinnedBuffers(self.shapes[2], self.index)
 
         def launch(d_in: int, d_out: int, stream: int) -> bool:
             self.context.set_tensor_address(self.input_name, d_in)

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.core.resample import resample_array
 from medseg_gui.io.errors import LoadError
 
 IMAGE_NAME = "CT_image.nii.gz"
@@ -106,26 +106,6 @@ def data_sha256(cases: dict[str, tuple[Path, Path]]) -> str:
 
     lines = [f"{cid}/{p.name} {sha256_file(p)}\n" for cid in sorted(cases) for p in cases[cid]]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-# -- resampling (scipy, so that a prepared folder needs no SimpleITK) ----------------------------
-def resample_array(array: npt.NDArray[Any], source: Geometry, target: Geometry,
-                   order: int = 1) -> FloatArray:
-    """Resample ``array`` (on ``source``) onto ``target``; linear (``order=1``) by default.
-
-    Points outside the source take the nearest edge value.
-    """
-    # index_src = A^-1 (A_t index_tgt + o_t - o_s), in (i, j, k); arrays are (k, j, i).
-    a_src = source.affine
-    a_tgt = target.affine
-    m = np.linalg.inv(a_src) @ a_tgt
-    flip = np.eye(4)[[2, 1, 0, 3]]  # (i, j, k) <-> (k, j, i)
-    m = flip @ m @ flip
-    out = ndimage.affine_transform(
-        np.asarray(array, dtype=np.float32), m[:3, :3], offset=m[:3, 3],
-        output_shape=target.shape, order=order, mode="nearest",
-    )
-    return np.asarray(out, dtype=np.float32)
 
 
 # -- prepared cases ---------------------------------------------------------------------------

@@ -24,9 +24,10 @@ from monai.metrics.meandice import compute_dice
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.core.resample import resample_array
 from medseg_gui.inference.model_card import ModelCard, Normalisation
 from medseg_gui.inference.network import TumourProbability
-from medseg_gui.training.data import PreparedCase, prepare_arrays, resample_array
+from medseg_gui.training.data import PreparedCase, prepare_arrays
 from medseg_gui.training.sampling import normalise
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
