@@ -81,13 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     from medseg_gui.inference import commands as inference_commands
     from medseg_gui.io import export_commands
     from medseg_gui.training import commands as train_commands
-    from medseg_gui.training import finetune_commands, queue_commands
+    from medseg_gui.training import finetune_commands, prompt_commands, queue_commands
 
     inference_commands.add_commands(sub)
     export_commands.add_commands(sub)
     queue_commands.add_commands(sub)
     train_commands.add_commands(sub)
     finetune_commands.add_commands(sub)
+    prompt_commands.add_commands(sub)
     return parser
 
 

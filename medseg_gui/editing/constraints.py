@@ -57,6 +57,9 @@ class PaintConstraint:
         Whether painting replaces other segments' voxels.
     erase_any
         Erasing clears every label under the brush, not only the active segment's.
+    locked
+        Labels no tool may change (their voxels are neither painted over nor erased), whatever
+        ``overwrite`` says.
     """
 
     hu_range: tuple[float, float] | None = None
@@ -64,6 +67,7 @@ class PaintConstraint:
     mask_label: int = 0
     overwrite: Overwrite = Overwrite.ALL
     erase_any: bool = False
+    locked: frozenset[int] = frozenset()
 
     @staticmethod
     def preset(name: str, **kwargs: Any) -> PaintConstraint:
@@ -100,6 +104,8 @@ class PaintConstraint:
         if self.mask_mode is not MaskMode.EVERYWHERE and not erase:
             inside = labels != 0 if self.mask_label == 0 else labels == self.mask_label
             ok = both(inside if self.mask_mode is MaskMode.INSIDE else ~inside)
+        if self.locked:
+            ok = both(~np.isin(labels, np.fromiter(self.locked, dtype=np.int64)))
         return ok
 
 

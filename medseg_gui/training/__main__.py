@@ -1,4 +1,4 @@
-"""``python -m medseg_gui.training train|finetune ...``: those commands on their own."""
+"""``python -m medseg_gui.training train|finetune|train-prompt ...``: those commands alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from medseg_gui.core.progress import Cancelled
 from medseg_gui.io.errors import LoadError
-from medseg_gui.training import finetune_commands
+from medseg_gui.training import finetune_commands, prompt_commands
 from medseg_gui.training.commands import add_commands
 
 
@@ -17,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
     finetune_commands.add_commands(sub)
+    prompt_commands.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
