@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
-from medseg_gui.core.resample import resample_array
+from medseg_gui.core.resample import index_map
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.backend import Backend
 from medseg_gui.inference.model_card import ModelCard
@@ -133,32 +134,38 @@ def predict(volume: Volume, card: ModelCard, backend: Backend, prompts: Prompts,
     """
     t0 = time.perf_counter()
     cfg = prompt_config(card)
-    has_prior = prior is not None and bool(prior.any())
-    check_prompts(prompts, volume.geometry, has_prior=has_prior)
     if prior is not None and prior.shape != volume.shape:
         raise ValueError(f"prior mask shape {prior.shape} is not the study's {volume.shape}")
-    crop = initial_crop(prompts, prior if has_prior else None, volume.geometry, cfg)
+    box = index_box(prior) if prior is not None else None
+    has_prior = box is not None
+    check_prompts(prompts, volume.geometry, has_prior=has_prior)
+    bounds = None if box is None else _world_bounds(box, volume.geometry)
+    crop = initial_crop(prompts, bounds, volume.geometry, cfg)
+    device = torch.device(backend.device)
     passes: list[Crop] = []
-    prior_crop = _prior_on(prior if has_prior else None, volume, crop)
     messages: list[str] = []
-    while True:
-        check(progress, len(passes) / cfg.max_passes, f"AI pass {len(passes) + 1}")
-        prob = _run(volume, crop, prompts, prior_crop, backend, cfg)
-        passes.append(crop)
-        grown = grow(crop, prob >= cfg.threshold, volume.geometry, cfg) if autozoom else None
-        if grown is None or len(passes) >= cfg.max_passes:
-            if grown is not None:
-                messages.append("the object reaches past the largest crop: check its far ends")
-            break
-        prior_crop = resample_array(prob, crop.geometry, grown.geometry, order=1,
-                                    mode="constant", cval=0.0) >= cfg.threshold
-        crop = grown
-    check(progress, 0.95, "mapping the mask onto the study")
-    region, probability, covered = _to_study(prob, crop, volume.geometry)
-    mask = probability >= cfg.threshold
+    with torch.inference_mode():
+        prior_crop = _on_crop(prior if has_prior else None, volume.geometry, crop, device)
+        while True:
+            check(progress, len(passes) / cfg.max_passes, f"AI pass {len(passes) + 1}")
+            prob = _run(volume, crop, prompts, prior_crop, backend, cfg, device)
+            passes.append(crop)
+            grown = None
+            if autozoom:
+                grown = grow(crop, (prob >= cfg.threshold).cpu().numpy(), volume.geometry, cfg)
+            if grown is None or len(passes) >= cfg.max_passes:
+                if grown is not None:
+                    messages.append("the object reaches past the largest crop: check its far "
+                                    "ends")
+                break
+            prior_crop = _between(prob, crop.geometry, grown.geometry) >= cfg.threshold
+            crop = grown
+        check(progress, 0.95, "mapping the mask onto the study")
+        region, probability, covered = _to_study(prob, crop, volume.geometry)
+    mask = probability >= np.float16(cfg.threshold)
     if not mask.any():
         messages.append("the model found no object at these prompts")
-    return PromptResult(region, mask, covered, probability.astype(np.float16), passes,
+    return PromptResult(region, mask, covered, probability, passes,
                         backend.name, backend.device, time.perf_counter() - t0, messages)
 
 
@@ -168,32 +175,53 @@ def base_extent(cfg: PromptConfig) -> npt.NDArray[np.float64]:
     return np.asarray(cfg.spacing) * np.asarray(cfg.patch[::-1], dtype=np.float64)
 
 
-def mask_bounds(mask: BoolArray, geometry: Geometry) -> tuple[npt.NDArray[np.float64],
-                                                                npt.NDArray[np.float64]] | None:
-    """LPS bounding box (min, max corners of the voxel centres) of a mask, or ``None``."""
-    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in
-           range(3)]
-    if any(i.size == 0 for i in idx):
+Bounds = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def index_box(mask: BoolArray) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """First and last ``(k, j, i)`` of a mask's voxels, or ``None`` when it is empty. Fast on a
+    whole study: slices are tested 8 voxels at a time, and only the slices that hold the mask
+    are looked at again."""
+    flat = mask.reshape(mask.shape[0], -1)
+    if flat.shape[1] % 8 == 0 and flat.flags.c_contiguous:
+        rows = flat.view(np.uint64).any(axis=1)
+    else:
+        rows = flat.any(axis=1)
+    ks = np.flatnonzero(rows)
+    if ks.size == 0:
         return None
-    (k0, k1), (j0, j1), (i0, i1) = ((int(i[0]), int(i[-1])) for i in idx)
+    sub = mask[ks[0]:ks[-1] + 1]
+    js = np.flatnonzero(sub.any(axis=(0, 2)))
+    is_ = np.flatnonzero(sub.any(axis=(0, 1)))
+    return ((int(ks[0]), int(js[0]), int(is_[0])), (int(ks[-1]), int(js[-1]), int(is_[-1])))
+
+
+def _world_bounds(box: tuple[tuple[int, int, int], tuple[int, int, int]],
+                  geometry: Geometry) -> Bounds:
+    (k0, j0, i0), (k1, j1, i1) = box
     corners = np.array([[i, j, k] for i in (i0, i1) for j in (j0, j1) for k in (k0, k1)],
                        dtype=np.float64)
     world = geometry.index_to_world(corners)
     return world.min(axis=0), world.max(axis=0)
 
 
-def initial_crop(prompts: Prompts, prior: BoolArray | None, geometry: Geometry,
+def mask_bounds(mask: BoolArray, geometry: Geometry) -> Bounds | None:
+    """LPS bounding box (min, max corners of the voxel centres) of a mask, or ``None``."""
+    box = index_box(mask)
+    return None if box is None else _world_bounds(box, geometry)
+
+
+def initial_crop(prompts: Prompts, prior: Bounds | None, geometry: Geometry,
                  cfg: PromptConfig) -> Crop:
-    """A crop centred on the prompts' bounding box (and the prior's), at least the zoom-1
-    extent, grown to hold them with a margin, at most ``max_zoom`` times the zoom-1 extent."""
+    """A crop centred on the prompts' bounding box (and the prior's LPS bounds), at least the
+    zoom-1 extent, grown to hold them with a margin, at most ``max_zoom`` times the zoom-1
+    extent."""
     pts = prompts.positive_points()
     if pts.shape[0] == 0:  # only negatives: they refine the prior where they are
         pts = prompts.all_points()
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     if prior is not None:
-        bounds = mask_bounds(prior, geometry)
-        if bounds is not None:
-            lo, hi = np.minimum(lo, bounds[0]), np.maximum(hi, bounds[1])
+        lo, hi = np.minimum(lo, prior[0]), np.maximum(hi, prior[1])
     base = base_extent(cfg)
     need = (hi - lo + np.asarray(geometry.spacing).max()) / (1 - 2 * cfg.margin)
     extent = np.clip(need, base, base * cfg.max_zoom)
@@ -244,12 +272,56 @@ def _study_bounds(geometry: Geometry) -> tuple[npt.NDArray[np.float64], npt.NDAr
     return world.min(axis=0), world.max(axis=0)
 
 
-# -- one pass ------------------------------------------------------------------------------
-def _prior_on(prior: BoolArray | None, volume: Volume, crop: Crop) -> BoolArray:
+# -- one pass (torch, on the backend's device) ----------------------------------------------
+def _grid(source: Geometry, target: Geometry, lo: npt.NDArray[np.int64],
+          size: npt.NDArray[np.int64], device: torch.device) -> torch.Tensor:
+    """``grid_sample``'s grid taking every voxel of ``target`` to the sub-array ``[lo, lo+size)``
+    of ``source`` (array order), ``(1, D, H, W, 3)``."""
+    m = index_map(source, target)
+    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in target.shape]
+    kji = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    lin = torch.from_numpy(m[:3, :3].T.astype(np.float32)).to(device)
+    off = torch.from_numpy((m[:3, 3] - lo).astype(np.float32)).to(device)
+    idx = kji @ lin + off
+    norm = 2 * idx / torch.from_numpy(np.maximum(size - 1, 1).astype(np.float32)).to(device) - 1
+    return norm.flip(-1)[None]  # grid_sample takes (x, y, z) = (i, j, k)
+
+
+def _sub_box(source: Geometry, target: Geometry) -> tuple[npt.NDArray[np.int64],
+                                                         npt.NDArray[np.int64]]:
+    """The box ``[lo, hi)`` of the source array (plus a voxel) that ``target`` covers."""
+    m = index_map(source, target)
+    corners = np.array([[k, j, i, 1.0] for k in (0, target.shape[0] - 1)
+                        for j in (0, target.shape[1] - 1) for i in (0, target.shape[2] - 1)])
+    where = (corners @ m.T)[:, :3]
+    shape = np.asarray(source.shape)
+    lo = np.clip(np.floor(where.min(axis=0)).astype(np.int64) - 1, 0, shape - 1)
+    hi = np.clip(np.ceil(where.max(axis=0)).astype(np.int64) + 2, lo + 1, shape)
+    return lo, hi
+
+
+def _sample(array: npt.NDArray[Any] | torch.Tensor, source: Geometry, target: Geometry,
+            device: torch.device, *, fill: float = 0.0, mode: str = "bilinear") -> torch.Tensor:
+    """``array`` (on ``source``) trilinearly resampled onto ``target``, ``fill`` outside."""
+    lo, hi = _sub_box(source, target)
+    sub = array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    t = sub if isinstance(sub, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(sub))
+    t = t.to(device=device, dtype=torch.float32) - fill
+    out = F.grid_sample(t[None, None], _grid(source, target, lo, hi - lo, device), mode=mode,
+                        padding_mode="zeros", align_corners=True)
+    return out[0, 0] + fill
+
+
+def _on_crop(prior: BoolArray | None, geometry: Geometry, crop: Crop,
+             device: torch.device) -> torch.Tensor:
     if prior is None:
-        return np.zeros(crop.patch, dtype=bool)
-    return resample_array(prior.astype(np.float32), volume.geometry, crop.geometry, order=1,
-                          mode="constant", cval=0.0) >= 0.5
+        return torch.zeros(crop.patch, dtype=torch.bool, device=device)
+    return _sample(prior, geometry, crop.geometry, device) >= 0.5
+
+
+def _between(prob: torch.Tensor, old: Geometry, new: Geometry) -> torch.Tensor:
+    """A pass's probability moved onto the next, larger crop."""
+    return _sample(prob, old, new, prob.device)
 
 
 def crop_prompts(prompts: Prompts, geometry: Geometry) -> EncodedPrompts:
@@ -277,19 +349,18 @@ def crop_prompts(prompts: Prompts, geometry: Geometry) -> EncodedPrompts:
     return EncodedPrompts(p, pv, n, nv, bl, box_hi[None], bv, s, sv, ns, nsv)
 
 
-def _run(volume: Volume, crop: Crop, prompts: Prompts, prior: BoolArray, backend: Backend,
-         cfg: PromptConfig) -> npt.NDArray[np.float32]:
+def _run(volume: Volume, crop: Crop, prompts: Prompts, prior: torch.Tensor, backend: Backend,
+         cfg: PromptConfig, device: torch.device) -> torch.Tensor:
     g = crop.geometry
-    hu = resample_array(volume.array, volume.geometry, g, order=1, mode="constant", cval=AIR)
-    with torch.inference_mode():
-        x = encode(torch.from_numpy(hu)[None], torch.from_numpy(prior)[None],
-                   crop_prompts(prompts, g), cfg)
-        out = backend.run(x)
-    return np.asarray(out[0, 0].float().cpu().numpy(), dtype=np.float32)
+    hu = _sample(volume.array, volume.geometry, g, device, fill=AIR)
+    encoded = crop_prompts(prompts, g).to(device)
+    x = encode(hu[None], prior[None], encoded, cfg)
+    out = backend.run(x)
+    return out[0, 0].float().to(device)
 
 
-def _to_study(prob: npt.NDArray[np.float32], crop: Crop,
-              geometry: Geometry) -> tuple[Region, npt.NDArray[np.float32], BoolArray]:
+def _to_study(prob: torch.Tensor, crop: Crop,
+              geometry: Geometry) -> tuple[Region, npt.NDArray[np.float16], BoolArray]:
     """The crop's probability on the box of the study grid it covers, and which of those
     voxels it really covers (all but the edges for an LPS-aligned study)."""
     g = crop.geometry
@@ -300,10 +371,13 @@ def _to_study(prob: npt.NDArray[np.float32], crop: Crop,
     lo = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, np.asarray(geometry.size_ijk) - 1)
     hi = np.clip(np.ceil(ijk.max(axis=0)).astype(int) + 1, lo + 1, geometry.size_ijk)
     sub = geometry.crop(lo, hi)
-    probability = resample_array(prob, g, sub, order=1, mode="nearest")
-    covered = resample_array(np.ones(prob.shape, np.float32), g, sub, order=0,
-                             mode="constant", cval=0.0) > 0.5
-    probability[~covered] = 0.0
+    grid = _grid(g, sub, np.zeros(3, np.int64), np.asarray(g.shape), prob.device)
+    covered = (grid.abs() <= 1 + 1 / torch.from_numpy(np.maximum(np.asarray(g.shape[::-1]) - 1,
+                                                                 1).astype(np.float32)).to(
+        prob.device)).all(dim=-1)[0]
+    probability = F.grid_sample(prob[None, None], grid.clamp(-1, 1), mode="bilinear",
+                                padding_mode="border", align_corners=True)[0, 0]
+    probability = torch.where(covered, probability, torch.zeros_like(probability))
     region = (slice(int(lo[2]), int(hi[2])), slice(int(lo[1]), int(hi[1])),
               slice(int(lo[0]), int(hi[0])))
-    return region, probability, covered
+    return region, probability.half().cpu().numpy(), covered.cpu().numpy()

@@ -5,7 +5,8 @@ in a soft-tissue window (each mapped to [-1, 1]), the object's current mask (the
 automatic draft, a brush mask or the previous prediction), positive and negative points, the box
 and positive and negative scribbles. Points and scribble points are splatted onto their nearest
 voxel and blurred with an unnormalised Gaussian (peak 1, ``sigma`` in crop voxels), as MONAI's
-DeepGrow/DeepEdit guidance signals are; a box is filled (a rectangle one voxel thick when it lies
+DeepGrow/DeepEdit guidance signals are (computed only around each point, :func:`blobs`); a box is
+filled (a rectangle one voxel thick when it lies
 on one slice). Everything is batched torch, so the training loop builds thousands of inputs a
 second on the GPU and inference builds one on the CPU with the same code.
 
@@ -17,11 +18,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 CHANNELS = ("ct_wide", "ct_soft_tissue", "prior", "positive_points", "negative_points", "box",
             "positive_scribbles", "negative_scribbles")
@@ -99,40 +99,41 @@ def image_channels(hu: torch.Tensor, windows: Sequence[tuple[float, float]]) -> 
     return torch.stack(out, dim=1)
 
 
-def _kernel(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(math.ceil(3 * sigma), 1)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    return torch.exp(-(x**2) / (2 * sigma**2))
+def _offsets(sigma: Sequence[float], device: torch.device) -> tuple[torch.Tensor,
+                                                                    torch.Tensor]:
+    """The voxel offsets of a blob's box (``ceil(3 sigma)`` each side) and its Gaussian."""
+    radius = [max(math.ceil(3 * float(s)), 1) for s in sigma]
+    axes = [torch.arange(-r, r + 1, device=device) for r in radius]
+    off = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+    s2 = torch.tensor([2 * float(s) ** 2 for s in sigma], device=device)
+    return off, torch.exp(-(off.float() ** 2 / s2).sum(dim=-1))
 
 
-def blur(spikes: torch.Tensor, sigma: Sequence[float]) -> torch.Tensor:
-    """Separable unnormalised Gaussian of ``(B, C, D, H, W)``: a lone spike becomes a blob of
-    peak 1; overlapping blobs are clamped to 1."""
-    b, c = spikes.shape[:2]
-    x = spikes.reshape(b * c, 1, *spikes.shape[2:])
-    for axis, s in enumerate(sigma):
-        k = _kernel(float(s), x.device)
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = k.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = k.numel() // 2
-        x = F.conv3d(F.pad(x, pad), k.reshape(shape))
-    return x.reshape(spikes.shape).clamp_(0.0, 1.0)
-
-
-def splat(points: torch.Tensor, valid: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Spikes at the nearest voxels of ``points`` ``(B, N, 3)`` (crop indices z, y, x) where
-    ``valid`` ``(B, N)``; points outside the crop are dropped. Returns ``(B, D, H, W)``."""
+def blobs(points: torch.Tensor, valid: torch.Tensor, shape: Sequence[int],
+          sigma: Sequence[float]) -> torch.Tensor:
+    """Gaussian blobs (peak 1, ``sigma`` voxels per axis) at the nearest voxels of ``points``
+    ``(B, N, 3)`` (crop indices z, y, x) where ``valid`` ``(B, N)``: the sum over the distinct
+    voxels, clamped to 1, i.e. a separable Gaussian blur of spikes at those voxels, computed
+    only around them. Points outside the crop are dropped. Returns ``(B, D, H, W)``."""
     b = points.shape[0]
     d, h, w = (int(s) for s in shape)
-    out = torch.zeros(b, d * h * w, dtype=torch.float32, device=points.device)
+    size = d * h * w
+    out = torch.zeros(b * size, dtype=torch.float32, device=points.device)
     idx = torch.round(points).long()
-    size = torch.tensor([d, h, w], device=points.device)
-    ok = valid & ((idx >= 0) & (idx < size)).all(dim=-1)
-    flat = (idx[..., 0] * h + idx[..., 1]) * w + idx[..., 2]
-    flat = torch.where(ok, flat, torch.zeros_like(flat))
-    out.scatter_reduce_(1, flat, ok.float(), reduce="amax")
-    return out.reshape(b, d, h, w)
+    bounds = torch.tensor([d, h, w], device=points.device)
+    ok = valid & ((idx >= 0) & (idx < bounds)).all(dim=-1)
+    if bool(ok.any()):
+        batch = torch.arange(b, device=points.device)[:, None].expand_as(ok)
+        key = (batch * size + (idx[..., 0] * h + idx[..., 1]) * w + idx[..., 2])[ok]
+        key = torch.unique(key)  # one spike per voxel, as splatting onto a grid gives
+        bb, flat = key // size, key % size
+        centre = torch.stack([flat // (h * w), (flat // w) % h, flat % w], dim=-1)
+        off, weight = _offsets(sigma, points.device)
+        where = centre[:, None] + off[None]  # (M, K, 3)
+        inside = ((where >= 0) & (where < bounds)).all(dim=-1)
+        target = bb[:, None] * size + (where[..., 0] * h + where[..., 1]) * w + where[..., 2]
+        out.scatter_add_(0, target[inside], weight.expand(key.numel(), -1)[inside])
+    return out.reshape(b, d, h, w).clamp_(0.0, 1.0)
 
 
 def fill_boxes(lo: torch.Tensor, hi: torch.Tensor, valid: torch.Tensor,
@@ -169,6 +170,9 @@ class EncodedPrompts:
     negative_scribble: torch.Tensor
     negative_scribble_valid: torch.Tensor
 
+    def to(self, device: torch.device | str) -> EncodedPrompts:
+        return EncodedPrompts(*(getattr(self, f.name).to(device) for f in fields(self)))
+
     @staticmethod
     def empty(batch: int, device: torch.device | str = "cpu") -> EncodedPrompts:
         z3 = torch.zeros(batch, 0, 3, device=device)
@@ -181,16 +185,13 @@ def encode(hu: torch.Tensor, prior: torch.Tensor, prompts: EncodedPrompts,
     """The network input ``(B, 8, D, H, W)`` from HU ``(B, D, H, W)``, the prior mask
     ``(B, D, H, W)`` (0/1) and the prompts in crop indices."""
     shape = hu.shape[1:]
-    spikes = torch.stack([
-        splat(prompts.positive, prompts.positive_valid, shape),
-        splat(prompts.negative, prompts.negative_valid, shape),
-        splat(prompts.scribble, prompts.scribble_valid, shape),
-        splat(prompts.negative_scribble, prompts.negative_scribble_valid, shape),
-    ], dim=1)
-    blobs = blur(spikes, cfg.sigma)
+    pos, neg, scr, nscr = (blobs(p, v, shape, cfg.sigma) for p, v in (
+        (prompts.positive, prompts.positive_valid), (prompts.negative, prompts.negative_valid),
+        (prompts.scribble, prompts.scribble_valid),
+        (prompts.negative_scribble, prompts.negative_scribble_valid)))
     boxes = fill_boxes(prompts.box_lo, prompts.box_hi, prompts.box_valid, shape)
-    return torch.cat([image_channels(hu, cfg.windows), prior[:, None].float(), blobs[:, :2],
-                      boxes[:, None], blobs[:, 2:]], dim=1)
+    return torch.cat([image_channels(hu, cfg.windows), prior[:, None].float(),
+                      torch.stack([pos, neg, boxes, scr, nscr], dim=1)], dim=1)
 
 
 def densify(stroke: torch.Tensor, step: float = 0.5) -> torch.Tensor:

@@ -49,7 +49,7 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
     if args.assemble:
         if not args.out:
             raise LoadError(Path(args.assemble), "--assemble needs --out MODEL_FOLDER")
-        card = assemble(args.assemble, args.out, version=args.version)
+        card = assemble(args.assemble, args.out, model_id=args.model_id, version=args.version)
         print(f"wrote {card.folder}: model {card.ref}")
         return 0
     if not (args.data and args.out):

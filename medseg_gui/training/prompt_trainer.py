@@ -298,7 +298,8 @@ def transfer_bundle(net: nn.Module, record: dict[str, Any], folder: Path,
     return [*paths, folder / "record.json"]
 
 
-def assemble(bundle: str | Path, out: str | Path, *, version: str | None = None) -> ModelCard:
+def assemble(bundle: str | Path, out: str | Path, *, model_id: str | None = None,
+             version: str | None = None) -> ModelCard:
     """The model folder from a :func:`transfer_bundle` (weights widened back to float32)."""
     from safetensors.torch import load_file
 
@@ -311,8 +312,8 @@ def assemble(bundle: str | Path, out: str | Path, *, version: str | None = None)
     conf["prompt"] = PromptConfig.from_json(conf["prompt"])
     conf["channels"] = tuple(conf["channels"])
     cfg = PromptTrainConfig(**conf)
-    if version:
-        cfg.version = version
+    cfg.model_id = model_id or cfg.model_id
+    cfg.version = version or cfg.version
     state: dict[str, torch.Tensor] = {}
     for part in sorted(folder.glob("weights.*.safetensors")):
         state.update(load_file(str(part)))
