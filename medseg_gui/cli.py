@@ -78,22 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     # Each feature registers its own commands; their heavy imports happen inside the handlers.
+    from medseg_gui.editing import prompt_commands
     from medseg_gui.inference import commands as inference_commands
     from medseg_gui.io import export_commands
     from medseg_gui.training import commands as train_commands
-    from medseg_gui.training import finetune_commands, prompt_commands, queue_commands
+    from medseg_gui.training import finetune_commands, queue_commands, train_prompt_commands
 
     inference_commands.add_commands(sub)
+    prompt_commands.add_commands(sub)
     export_commands.add_commands(sub)
     queue_commands.add_commands(sub)
     train_commands.add_commands(sub)
     finetune_commands.add_commands(sub)
-    prompt_commands.add_commands(sub)
+    train_prompt_commands.add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from medseg_gui.editing.prompt_commands import join_coordinates
+
+    args = build_parser().parse_args(join_coordinates(sys.argv[1:] if argv is None else argv))
     setup_logging(verbose=bool(os.environ.get("MEDSEG_DEBUG")))
     try:
         code: int = args.func(args)

@@ -94,3 +94,20 @@ def test_int8_needs_calibration_data_or_cache(fake_trt: list[Any], card: ModelCa
     build_plan(card, "int8", calibration=batches, calibration_cache=tmp_path / "c.cache")
     flags = [str(a[0]._name) for n, a in fake_trt if n.endswith("set_flag")]
     assert "trt.BuilderFlag.INT8" in flags
+
+
+@pytest.fixture(scope="module")
+def prompt_card(tmp_path_factory: pytest.TempPathFactory) -> ModelCard:
+    from tests.test_prompts import tiny_prompt_card
+
+    # exported before the stand-in for tensorrt is installed (torch.export looks it up)
+    return tiny_prompt_card(tmp_path_factory.mktemp("trt") / "tiny-prompt" / "0.1.0")
+
+
+def test_a_promptable_model_gets_a_dynamic_crop_profile(prompt_card: ModelCard,
+                                                        fake_trt: list[Any]) -> None:
+    from medseg_gui.inference.tensorrt_backend import build_plan
+
+    assert build_plan(prompt_card, "fp16") == b"PLAN"
+    shapes = [a for n, a in fake_trt if n.endswith("set_shape")]
+    assert shapes == [("image", (1, 8, 8, 16, 16), (1, 8, 16, 32, 32), (4, 8, 32, 64, 64))]

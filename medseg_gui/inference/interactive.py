@@ -164,9 +164,21 @@ def predict(volume: Volume, card: ModelCard, backend: Backend, prompts: Prompts,
         region, probability, covered = _to_study(prob, crop, volume.geometry)
     mask = probability >= np.float16(cfg.threshold)
     if not mask.any():
-        messages.append("the model found no object at these prompts")
+        messages.append("the model found no object at these prompts"
+                        + _in_air(volume, prompts))
     return PromptResult(region, mask, covered, probability, passes,
                         backend.name, backend.device, time.perf_counter() - t0, messages)
+
+
+def _in_air(volume: Volume, prompts: Prompts) -> str:
+    """`` (a click lies in air...)`` when a positive click is on a voxel below -900 HU."""
+    for p in prompts.positive:
+        k, j, i = np.rint(volume.geometry.world_to_index(np.asarray(p))[::-1]).astype(int)
+        value = float(volume.array[k, j, i])
+        if value < -900:
+            return (f" (the click at {p[0]:.1f},{p[1]:.1f},{p[2]:.1f} lies in air, "
+                    f"{value:.0f} HU)")
+    return ""
 
 
 # -- crop placement ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from medseg_gui.core.progress import Cancelled
 from medseg_gui.io.errors import LoadError
-from medseg_gui.training import finetune_commands, prompt_commands
+from medseg_gui.training import finetune_commands, train_prompt_commands
 from medseg_gui.training.commands import add_commands
 
 
@@ -17,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
     finetune_commands.add_commands(sub)
-    prompt_commands.add_commands(sub)
+    train_prompt_commands.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

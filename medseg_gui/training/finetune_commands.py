@@ -60,6 +60,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     version = args.version or f"{card.version}-ft.{stamp}"
     out = Path(args.out) if args.out else registry.user / card.model_id / version
     work = Path(args.work) if args.work else cache_dir() / "finetune" / f"{card.model_id}-{version}"
+    if card.promptable:
+        return _finetune_prompt(args, base, out, work, version)
     norm = card.normalisation
     labelled: list[str] = []
     queue_items: list[int] = []
@@ -94,7 +96,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(
         base=str(card.folder), out=str(out), labelled=tuple(labelled),
         unlabeled=tuple(unlabeled), validation_data=validation or labelled[-1], version=version,
-        steps=args.steps, lr=args.lr, consistency_weight=args.consistency_weight,
+        steps=args.steps or 500, lr=args.lr or 3e-4, consistency_weight=args.consistency_weight,
         seed=args.seed, workers=args.workers, device=args.device, amp=not args.no_amp,
         log_every=args.log_every, command=shlex.join(["medseg", *sys.argv[1:]]))
     new = finetune(cfg, print_progress)
@@ -110,6 +112,56 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"wrote {new.folder}: model {new.ref}, mean validation Dice {dice:.3f} "
           f"({card.ref}: {base.validation_dice}); promote it with medseg models promote "
           f"{new.ref}", flush=True)
+    return 0
+
+
+def _finetune_prompt(args: argparse.Namespace, base: Any, out: Path, work: Path,
+                     version: str) -> int:
+    """The promptable model's fine-tune (:mod:`.prompt_finetune`): simulated users on the
+    corrected masks, gated on held-out interactive Dice."""
+    from medseg_gui.training.finetune_data import trainable_items
+    from medseg_gui.training.jobs import print_progress
+    from medseg_gui.training.prompt_finetune import (
+        PromptFinetuneConfig,
+        finetune_prompt,
+        prepare_queue_objects,
+    )
+    from medseg_gui.training.queue import QueueStatus, TrainingQueue
+
+    card = base.card
+    labelled: list[str] = []
+    queue_items: list[int] = []
+    if args.queue is not None:
+        with TrainingQueue(args.queue or None) as queue:
+            labelled.append(str(prepare_queue_objects(queue, work / "queue", card,
+                                                      print_progress).folder))
+            queue_items = [i.id for i in trainable_items(queue)]
+    for data in args.data or []:
+        if not (Path(data) / "objects.json").is_file():
+            raise LoadError(Path(data), f"{card.ref} is promptable: --data must be a prepared "
+                            "object set (medseg train-prompt --prepare)")
+        labelled.append(data)
+    if not labelled:
+        raise LoadError(Path("."), "nothing to train on: pass --queue and/or --data DIR")
+    if not args.validation_data:
+        raise LoadError(Path("."), f"--validation-data DIR: a prepared set holding the held-out "
+                        f"objects of {card.ref} (medseg train-prompt --prepare ../shared/data "
+                        "--splits validation --data DIR)")
+    cfg = PromptFinetuneConfig(
+        base=str(card.folder), out=str(out), labelled=tuple(labelled),
+        validation_data=args.validation_data, version=version, steps=args.steps or 200,
+        lr=args.lr or 1e-4, seed=args.seed, device=args.device, amp=not args.no_amp,
+        log_every=args.log_every, command=shlex.join(["medseg", *sys.argv[1:]]))
+    new = finetune_prompt(cfg, print_progress)
+    if queue_items:
+        with TrainingQueue(args.queue or None) as queue:
+            for item_id in queue_items:
+                queue.set_status(item_id, QueueStatus.USED)
+    dice = new.metrics["validation_dice"]["mean"]
+    same = new.metrics["base_validation_dice_same_run"]
+    print(f"wrote {new.folder}: model {new.ref}, held-out Dice after 3 simulated clicks "
+          f"{dice:.3f} ({card.ref}: {same:.3f} in the same run); promote it with medseg models "
+          f"promote {new.ref}", flush=True)
     return 0
 
 
@@ -129,8 +181,9 @@ def add_commands(subparsers: Any) -> None:
                         "ignored), DICOM folders or image files")
     p.add_argument("--validation-data", metavar="DIR",
                    help="prepared folder holding the base's held-out cases (default: --data)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps (500)")
-    p.add_argument("--lr", type=float, default=3e-4, help="peak AdamW learning rate (3e-4)")
+    p.add_argument("--steps", type=int, help="optimizer steps (500; a promptable model: 200)")
+    p.add_argument("--lr", type=float,
+                   help="peak AdamW learning rate (3e-4; a promptable model: 1e-4)")
     p.add_argument("--consistency-weight", type=float, default=1.0,
                    help="weight of the mean-teacher term after ramp-up (1.0; 0 turns it off)")
     p.add_argument("--out", help="new model folder (default: the user model folder)")

@@ -47,6 +47,9 @@ CODE_POINTS = (0.0, 80.0, 247.0, 255.0)
 OPENKBP_STRUCTURES = ("PTV70", "PTV63", "PTV56", "Brainstem", "SpinalCord", "RightParotid",
                       "LeftParotid", "Larynx", "Esophagus", "Mandible")
 MIN_OBJECT_ML = 0.5
+LICENCES = {"sarcoma": "IBSI soft-tissue sarcoma, CC BY 3.0", "openkbp": "OpenKBP, MIT",
+            "totalseg": "TotalSegmentator, Apache-2.0",
+            "queue": "the site's own corrected cases (de-identified training queue)"}
 
 # TotalSegmentator v2 "total" labels (wasserth/TotalSegmentator, map_to_binary.py); the
 # example CTs hold 41 and 31 of them.
@@ -312,7 +315,13 @@ def prepare_interactive(shared: str | Path, out: str | Path, spacing: Sequence[f
                         splits: Sequence[str] = ("train",), progress: Progress = no_progress,
                         command: str = "") -> InteractiveSet:
     """Prepare the cases of ``shared`` in ``splits`` into ``out`` (see the module docstring)."""
-    sources = shared_sources(shared, splits=splits)
+    return prepare_sources(shared_sources(shared, splits=splits), out, spacing,
+                           progress=progress, command=command)
+
+
+def prepare_sources(sources: Sequence[SourceCase], out: str | Path, spacing: Sequence[float], *,
+                    progress: Progress = no_progress, command: str = "") -> InteractiveSet:
+    """Prepare ``sources`` into the folder ``out`` (``objects.json`` and one file a case)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     cases: list[CaseInfo] = []
@@ -329,8 +338,8 @@ def prepare_interactive(shared: str | Path, out: str | Path, spacing: Sequence[f
     manifest = {"data_sha256": digest, "spacing": list(spacing), "command": command,
                 "sha256_rule": "sha256 of sorted '<case>/<file> <sha256 of file>' lines "
                                "(DICOM folders: their masks only)",
-                "licences": {"sarcoma": "IBSI soft-tissue sarcoma, CC BY 3.0",
-                             "openkbp": "OpenKBP, MIT", "totalseg": "TotalSegmentator, Apache-2.0"},
+                "licences": {k: v for k, v in LICENCES.items()
+                             if any(c.collection == k for c in cases)},
                 "cases": [c.to_json() for c in cases]}
     write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     check(progress, 1.0, f"prepared {len(cases)} cases")

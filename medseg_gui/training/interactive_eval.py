@@ -189,7 +189,27 @@ def summarise(scores: Sequence[ObjectScore], clicks: int = 10) -> dict[str, Any]
     return out
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+VALIDATION_CLICKS = 3
+
+
+def validate_prepared(cases: Sequence[Any], card: ModelCard, backend: Backend, *,
+                      clicks: int = VALIDATION_CLICKS,
+                      progress: Callable[[float, str], bool] | None = None) -> dict[str, Any]:
+    """Mean Dice after ``clicks`` simulated clicks over the objects of prepared cases
+    (:class:`~.interactive_data.LoadedCase`, on their stored grid): the figure the registry
+    compares (``metrics["validation_dice"]``), the same for every version it compares."""
+    per: dict[str, float] = {}
+    t0 = time.perf_counter()
+    total = sum(len(c.masks) for c in cases)
+    for case in cases:
+        vol = Volume(case.hu, case.info.geometry)
+        for info, ref in zip(case.info.objects, case.masks, strict=True):
+            if progress is not None:
+                progress(len(per) / max(total, 1), f"validating {case.info.case_id}/{info.name}")
+            score = evaluate_object(vol, ref, card, backend, case=case.info.case_id,
+                                    name=info.name, set_name="validation", clicks=clicks,
+                                    boxes=False)
+            per[f"{case.info.case_id}/{info.name}"] = score.at(clicks)
+    return {"per_case": per, "mean": round(float(np.mean(list(per.values()))), 4) if per
+            else None, "metric": f"Dice after {clicks} simulated clicks (mean over objects)",
+            "seconds": round(time.perf_counter() - t0, 1)}

@@ -131,6 +131,21 @@ def interaction_step(net: nn.Module, hu: torch.Tensor, label: torch.Tensor, cfg:
     return x
 
 
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, sampler: PatchSampler,
+               cfg: PromptConfig, batch: int, gen: torch.Generator, amp: bool,
+               loss_fn: Any) -> float:
+    """One optimizer step on a simulated interaction of ``batch`` fresh crops; the loss."""
+    hu, label = sampler.sample(batch, gen)
+    x = interaction_step(net, hu, label, cfg, gen, amp, rounds(gen, hu.device))
+    with torch.autocast(hu.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = net(x)
+    loss = loss_fn(logits.float(), label[:, None].float())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> ModelCard | None:
     """Run (or resume) ``cfg``; returns the model's card once the schedule is done, ``None``
     when this call's time budget ran out first (the checkpoint then holds the run)."""
@@ -179,16 +194,9 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
     while state.step < state.total_steps:
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, state.step, state.total_steps)
-        hu, label = sampler.sample(cfg.batch, gen)
-        x = interaction_step(net, hu, label, cfg.prompt, gen, amp, rounds(gen, device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = net(x)
-        loss = loss_fn(logits.float(), label[:, None].float())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step(net, opt, sampler, cfg.prompt, cfg.batch, gen, amp, loss_fn)
         state.step += 1
-        state.losses.append(round(float(loss.detach()), 4))
+        state.losses.append(round(loss, 4))
         state.seconds = seconds_before + time.perf_counter() - t_run
         if cfg.budget_minutes and state.step in (CALIBRATE_FROM, CALIBRATE_TO) and \
                 seconds_before == 0:
