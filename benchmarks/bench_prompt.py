@@ -116,14 +116,16 @@ def main() -> None:
         be = make()
         for study_name, study in (("demo 141x137x51", vol), ("512x512x300", big)):
             click = point(centre)
-            ms, first = median_ms(lambda s=study, c=click: predict(s, card, be, c), args.repeat)
+            ms, first = median_ms(lambda s=study, c=click, b=be: predict(s, card, b, c),
+                                  args.repeat)
             rows.append((name, study_name, "click", ms, len(first.passes)))
             prior = first.full_mask(study.shape)
             second = click.add(point(centre + np.array([0.0, 0.0, 6.0]), negative=True))
-            ms, r = median_ms(lambda s=study, p=second, m=prior: predict(s, card, be, p,
-                                                                         prior=m), args.repeat)
+            ms, r = median_ms(lambda s=study, p=second, m=prior, b=be: predict(
+                s, card, b, p, prior=m), args.repeat)
             rows.append((name, study_name, "2nd prompt (prior)", ms, len(r.passes)))
-            ms, r = median_ms(lambda s=study: predict(s, card, be, box(lo, hi)), args.repeat)
+            ms, r = median_ms(lambda s=study, b=be: predict(s, card, b, box(lo, hi)),
+                              args.repeat)
             rows.append((name, study_name, "3D box", ms, len(r.passes)))
         be.close()
     base = resolve_model(args.baseline)

@@ -29,7 +29,7 @@ def demo() -> tuple[object, np.ndarray, str]:
 
 def test_a_click_in_the_demo_tumour_segments_it(demo: tuple, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    vol, ref, centre = demo
+    _vol, ref, centre = demo
     out = tmp_path / "mask.nii.gz"
     assert main(["prompt", str(DEMO / "dicom" / "image"), "-o", str(out), "--point", centre]) == 0
     assert "segmented" not in capsys.readouterr().err

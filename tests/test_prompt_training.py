@@ -45,7 +45,8 @@ def test_the_8_bit_code_keeps_soft_tissue_to_two_hu() -> None:
     assert err[(hu > 300) & (hu <= 940)].max() <= 40.01
 
 
-@pytest.mark.parametrize("direction", [(-1, 0, 0, 0, -1, 0, 0, 0, 1), (0, 1, 0, 0, 0, -1, -1, 0, 0)])
+@pytest.mark.parametrize("direction", [(-1, 0, 0, 0, -1, 0, 0, 0, 1),
+                                       (0, 1, 0, 0, 0, -1, -1, 0, 0)])
 def test_lps_alignment_moves_no_voxel_in_the_world(direction: tuple[int, ...]) -> None:
     rng = np.random.default_rng(1)
     g = Geometry((5, 6, 7), (0.5, 0.7, 2.0), (10.0, -3.0, 4.0), direction)
@@ -109,7 +110,7 @@ def test_a_prepared_set_holds_each_object_on_the_stored_grid(prepared: Path) -> 
         assert int(m.sum()) == info.voxels and m.shape == kbp.hu.shape
     sts = data.load("sts")
     assert sts.info.geometry.spacing == pytest.approx((2.0, 2.0, 4.0), abs=0.01)
-    assert -1000 <= sts.hu.min() and sts.hu.max() <= 940
+    assert sts.hu.min() >= -1000 and sts.hu.max() <= 940
     assert 20 < sts.info.objects[0].volume_ml < 60  # STS_002's tumour, cut to the crop
     assert len(data.data_sha256) == 64 and "sarcoma" in (prepared / "objects.json").read_text()
 
@@ -121,7 +122,7 @@ def test_crops_hold_their_object_and_simulated_prompts_land_inside(prepared: Pat
     hu, label = sampler.sample(8, gen)
     assert hu.shape == (8, *TINY.patch) and label.dtype == torch.bool
     assert bool(label.flatten(1).any(1).all())
-    assert -1100 <= float(hu.min()) and float(hu.max()) <= 1000
+    assert float(hu.min()) >= -1100 and float(hu.max()) <= 1000
     centre = centre_click(label, gen).round().long()
     for b in range(8):
         assert bool(label[b, centre[b, 0], centre[b, 1], centre[b, 2]])
@@ -178,8 +179,8 @@ def test_fine_tuning_is_gated_on_held_out_interactive_dice(prepared: Path,
     assert registry.active("tp") is not None
     base_same = new.metrics["base_validation_dice_same_run"]
     # the shipped card records its own figure the same way the fine-tune computed it
-    from medseg_gui.training.interactive_eval import validate_prepared
     from medseg_gui.inference.torch_backend import TorchBackend
+    from medseg_gui.training.interactive_eval import validate_prepared
 
     data = open_interactive(prepared)
     again = validate_prepared([data.load("kbp")], base, TorchBackend(base, device="cpu"))

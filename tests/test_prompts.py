@@ -35,8 +35,8 @@ from medseg_gui.inference.prompt_encoding import (
     fill_boxes,
 )
 from medseg_gui.inference.prompts import (
-    Prompts,
     PromptError,
+    Prompts,
     box,
     check_prompts,
     parse_box,

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from medseg_gui.inference.backend import BACKENDS
+from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL
 from medseg_gui.io.errors import LoadError
 
-DEFAULT_PROMPT_MODEL = "prompt-unet"
 MAX_SCRIBBLE_POINTS = 5000
 COORDINATE_OPTIONS = ("--point", "--negative", "--box")
 _COORDINATES = re.compile(r"^-?[\d.]+(,-?[\d.eE+-]+)+$")

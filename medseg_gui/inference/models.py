@@ -10,6 +10,7 @@ from medseg_gui.inference.model_card import ModelCard, list_models, load_card
 from medseg_gui.io.errors import LoadError
 
 DEFAULT_MODEL = "sts-tumour-unet"
+DEFAULT_PROMPT_MODEL = "prompt-unet"  # the promptable model of the AI tool and medseg prompt
 
 
 def engines_dir() -> Path:

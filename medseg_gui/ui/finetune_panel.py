@@ -1,6 +1,8 @@
 """Fine-tune from the Training queue dock: ``medseg finetune`` as a subprocess job, then promote.
 
-"Fine-tune" starts ``python -m medseg_gui.training finetune --queue ...`` as a
+"Fine-tune" starts ``python -m medseg_gui.training finetune --queue ...`` for the model chosen
+beside it (the automatic tumour model, or the promptable model: its fine-tune simulates users on
+the corrected masks and is gated on held-out interactive Dice) as a
 :class:`~medseg_gui.training.jobs.Job` (never in the GUI process); a timer polls
 :meth:`Job.state` for progress, Cancel stops the job's process group. When it succeeds the new
 version is offered to :meth:`ModelRegistry.promote`: "promoted X" or "kept Y: <reason>". Segment
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -26,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medseg_gui.inference.models import DEFAULT_MODEL
+from medseg_gui.inference.models import DEFAULT_MODEL, DEFAULT_PROMPT_MODEL
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.jobs import Job, JobStatus, python_job
 
@@ -35,14 +38,20 @@ if TYPE_CHECKING:
 
 POLL_MS = 200
 VALIDATION_KEY = "finetune/validation_data"
-# (version, out folder, validation folder) -> the job to run (not started).
-JobFactory = Callable[[str, Path, str], Job]
+MODELS = (DEFAULT_MODEL, DEFAULT_PROMPT_MODEL)
+# (version, out folder, validation folder, base model:version) -> the job to run (not started).
+JobFactory = Callable[[str, Path, str, str], Job]
 
 
-def finetune_job(version: str, out: Path, validation: str) -> Job:
-    """The real job: fine-tune the active default model on the training queue."""
-    return python_job("medseg_gui.training", "finetune", "--queue", "--validation-data",
-                      validation, "--version", version, "--out", str(out))
+def finetune_job(version: str, out: Path, validation: str, base: str) -> Job:
+    """The real job: fine-tune the active version ``base`` on the training queue."""
+    return python_job("medseg_gui.training", "finetune", "--queue", "--from", base,
+                      "--validation-data", validation, "--version", version, "--out", str(out))
+
+
+def validation_key(model_id: str) -> str:
+    """Where the held-out folder of each model is remembered (they differ per model)."""
+    return VALIDATION_KEY if model_id == DEFAULT_MODEL else f"{VALIDATION_KEY}/{model_id}"
 
 
 class FinetunePanel(QWidget):
@@ -64,6 +73,9 @@ class FinetunePanel(QWidget):
         self.engine_job: Job | None = None
         self.new_ref = ""
         self.result = ""
+        self.model = QComboBox()
+        self.model.addItems(list(MODELS))
+        self.model.setToolTip("The model to fine-tune on the queued corrections")
         self.start_button, self.cancel_button = QPushButton("Fine-tune"), QPushButton("Cancel")
         self.start_button.setToolTip("Fine-tune the active model on the queued corrections")
         self.start_button.clicked.connect(lambda: self.start())
@@ -74,6 +86,7 @@ class FinetunePanel(QWidget):
         self.label = QLabel("")
         self.label.setWordWrap(True)
         row = QHBoxLayout()
+        row.addWidget(self.model)
         row.addWidget(self.start_button)
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
@@ -94,22 +107,24 @@ class FinetunePanel(QWidget):
 
     # -- job -------------------------------------------------------------------------------
     def start(self, validation: str | None = None) -> bool:
-        """Start fine-tuning the active default model; False (with a message) if it cannot."""
+        """Start fine-tuning the active version of the chosen model; False (with a message)
+        if it cannot."""
         from medseg_gui.training.registry import ModelRegistry
 
         if self.running:
             return self._say("A fine-tune job is already running")
         registry = ModelRegistry()
-        base = registry.active(DEFAULT_MODEL)
+        model_id = self.model.currentText()
+        base = registry.active(model_id)
         if base is None:
-            return self._say(f"No active {DEFAULT_MODEL} model to fine-tune")
-        validation = validation or self._validation_folder()
+            return self._say(f"No active {model_id} model to fine-tune")
+        validation = validation or self._validation_folder(model_id)
         if not validation:
             return self._say("Fine-tune needs the folder of the model's held-out cases")
         version = f"{base.version}-ft.{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
         out = registry.user / base.model_id / version
         self.new_ref, self.result = f"{base.model_id}:{version}", ""
-        self.job = self.job_factory(version, out, validation).start()
+        self.job = self.job_factory(version, out, validation, base.ref).start()
         segment = getattr(self.window_, "segment_action", None)
         if segment is not None and segment.running:
             self.job.pause()
@@ -120,14 +135,15 @@ class FinetunePanel(QWidget):
         self._timer.start()
         return True
 
-    def _validation_folder(self) -> str:
+    def _validation_folder(self, model_id: str) -> str:
         settings = QSettings()
-        folder = str(settings.value(VALIDATION_KEY, "") or "")
+        key = validation_key(model_id)
+        folder = str(settings.value(key, "") or "")
         if not folder and self.window_._dialogs:
             folder = QFileDialog.getExistingDirectory(
-                self, "Held-out validation cases (prepared folder)")
+                self, f"Held-out validation cases of {model_id} (prepared folder)")
             if folder:
-                settings.setValue(VALIDATION_KEY, folder)
+                settings.setValue(key, folder)
         return folder
 
     def cancel(self) -> None:
