@@ -200,7 +200,12 @@ def _slide(backends: list[Backend], card: ModelCard, image: npt.NDArray[np.float
         x, predict = host.to(backends[0].device), backends[0].run
     else:  # one lane per GPU: each copies the slab its windows cover
         x, predict = host, [Lane(torch.device(b.device), b.run) for b in backends]
+    norm = card.normalisation
     return sliding_window_probability(
         x, predict, card.roi_size, overlap=card.overlap, blend=card.blend,
         batch_size=min(batch_size, *(b.max_batch for b in backends)),
-        body=torch.from_numpy(body) if body is not None else None, progress=progress)
+        body=torch.from_numpy(body) if body is not None else None,
+        # a study shorter than the window is padded as training and validation pad it: with
+        # the normalised low end of the window, not 0 (0.0 dropped an 18-slice demo crop's Dice
+        # from 0.499 to 0.061, issue 20)
+        pad_value=(norm.low - norm.mean) / norm.std, progress=progress)
