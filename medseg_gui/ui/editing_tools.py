@@ -9,6 +9,11 @@ shares the label map's buffer, so a redraw reslices one slice and re-uploads onl
 
 One :class:`SegmentEditor` (with its undo history and crash journal) lives per segmentation;
 :meth:`EditingController.set_segmentation` starts a new session.
+
+Locked segments (:attr:`EditingController.locked`, toggled in the Segments list) go into every
+tool's :class:`~medseg_gui.editing.constraints.PaintConstraint`, and a locked active segment
+takes no paint, fill, scissors or AI prompt at all. The AI prompt tool lives in
+:mod:`medseg_gui.ui.ai_tool`; this controller only routes the slice views' mouse to it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from medseg_gui.core.segmentation import Segmentation, SegmentSource
 from medseg_gui.editing import BrushSettings, BrushShape, Edit, SegmentEditor, ViewAxis
 from medseg_gui.editing.base import Change, Region
 from medseg_gui.rendering.edit_feedback import region_on_slice, view_axis_of
+from medseg_gui.ui.ai_tool import AITool
 from medseg_gui.ui.brush_cursors import BrushCursors
 from medseg_gui.ui.recovery import start_journal
 from medseg_gui.ui.region_tools import RegionTools
@@ -48,6 +54,7 @@ class Tool(StrEnum):
     ERASE = "erase"
     FILL = "fill"  # region grow from the clicked voxel
     SCISSORS = "scissors"  # lasso through the slice (disc) or the volume (sphere)
+    AI = "ai"  # prompts (points, boxes, scribbles) for the promptable model
 
 
 BRUSH_TOOLS = (Tool.PAINT, Tool.ERASE)
@@ -83,12 +90,14 @@ class EditingController(QObject):
         self.tool = Tool.NAVIGATE
         self.brush = BrushSettings(diameter_mm=10.0, shape=BrushShape.DISC)
         self.hidden: set[int] = set()
+        self.locked: set[int] = set()  # segments no tool may change (not an undo step)
         self.unsaved = False  # edits (or recovered edits) not yet exported
         self.baseline = "AI draft"  # what the effort readout compares with (set per session)
         self._painting: SliceViewWidget | None = None
         self._dirty: set[SliceViewWidget] = set()
         self.cursors = BrushCursors(window.views)
         self.regions = RegionTools(self)  # fill and scissors
+        self.ai = AITool(self)  # the promptable model
         for widget in window.views.values():
             widget.tool = self
         self._others = QTimer(self, singleShot=True, interval=OTHER_VIEWS_MS)
@@ -113,6 +122,9 @@ class EditingController(QObject):
             return
         self.close_session()
         self.hidden.clear()
+        if self.locked:
+            self.locked.clear()
+            self.set_brush(constraint=self.brush.constraint)
         self.unsaved = False
         if seg is not None:
             vol = self.window.volume
@@ -154,6 +166,7 @@ class EditingController(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
+            self.ai.shutdown()
             self.close_session()
         return False
 
@@ -167,7 +180,11 @@ class EditingController(QObject):
         self.toolChanged.emit(self.tool.value)
 
     def set_brush(self, **changes: Any) -> None:
-        """Change brush fields (``diameter_mm``, ``shape``, ``constraint``)."""
+        """Change brush fields (``diameter_mm``, ``shape``, ``constraint``). A new constraint
+        always carries the locked segments, whoever built it."""
+        if "constraint" in changes:
+            changes["constraint"] = dataclasses.replace(changes["constraint"],
+                                                        locked=frozenset(self.locked))
         if "diameter_mm" in changes:
             d = float(np.clip(changes["diameter_mm"], MIN_BRUSH_MM, MAX_BRUSH_MM))
             changes["diameter_mm"] = round(d, 1)
@@ -191,6 +208,27 @@ class EditingController(QObject):
             self._style_cursors()
             self.tableChanged.emit()
 
+    @property
+    def busy(self) -> bool:
+        """A fill or an AI prediction is running: other edits wait for it."""
+        return self.regions.busy or self.ai.busy
+
+    def set_locked(self, label: int, locked: bool) -> None:
+        """Lock or unlock one segment for every tool (not an edit: no undo step)."""
+        (self.locked.add if locked else self.locked.discard)(label)
+        self.set_brush(constraint=self.brush.constraint)
+        self.tableChanged.emit()
+
+    def _refuse_locked(self) -> bool:
+        """Whether the active segment is locked (and say so): nothing may paint it."""
+        editor = self.editor
+        if editor is None or editor.active_label not in self.locked:
+            return False
+        name = editor.segmentation.segment(editor.active_label).name
+        self.window.statusBar().showMessage(
+            f"Segment {name!r} is locked: unlock it in the Segments list to edit it", 8000)
+        return True
+
     # -- segment table (undoable through the editor) -------------------------------------------
     def add_segment(self, name: str = "") -> int | None:
         """Add an empty segment and make it active (creating the segmentation if needed)."""
@@ -203,15 +241,16 @@ class EditingController(QObject):
 
     def apply(self, change: Change) -> Edit | None:
         """Commit a tool's change as one undo step and redraw."""
-        if self.editor is None or self.regions.busy:
+        if self.editor is None or self.busy:
             return None
         edit = self.editor.apply(change)
         self._committed(edit)
         return edit
 
     def delete_segment(self, label: int) -> None:
-        if self.editor is not None:
+        if self.editor is not None and not self.busy:
             self.hidden.discard(label)
+            self.locked.discard(label)
             self._committed(self.editor.delete_segment(label))
 
     def undo(self) -> Edit | None:
@@ -221,7 +260,9 @@ class EditingController(QObject):
         return self._history_step(undo=False)
 
     def _history_step(self, *, undo: bool) -> Edit | None:
-        if self.editor is None or self.regions.busy:
+        if self.editor is None or self.busy:
+            if self.ai.busy:
+                self.window.statusBar().showMessage("AI: running... (undo waits for it)", 3000)
             return None
         self._painting = None
         edit = self.editor.undo() if undo else self.editor.redo()
@@ -318,9 +359,15 @@ class EditingController(QObject):
 
     # -- mouse and keys (called by SliceViewWidget; True = handled) ----------------------------
     def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if self.tool is Tool.AI:
+            return self.ai.press(widget, ev)
         if self.tool is Tool.NAVIGATE or ev.button() != Qt.MouseButton.LeftButton:
             return False
-        if self.regions.busy or self.window.volume is None or self.ensure_segment() is None:
+        if self.busy:
+            if self.ai.busy:
+                self.window.statusBar().showMessage("AI: running... (edits wait for it)", 3000)
+            return True
+        if self.window.volume is None or self.ensure_segment() is None or self._refuse_locked():
             return True
         ijk = self.point_ijk(widget, ev.position())
         if ijk is None:
@@ -341,6 +388,8 @@ class EditingController(QObject):
         return True
 
     def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if self.tool is Tool.AI:
+            return self.ai.move(widget, ev)
         if self.tool in BRUSH_TOOLS:
             self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
             if self._painting is widget and self.editor is not None and self.editor.stroking:
@@ -358,6 +407,8 @@ class EditingController(QObject):
         return False
 
     def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+        if self.tool is Tool.AI:
+            return self.ai.release(widget, ev)
         if ev.button() != Qt.MouseButton.LeftButton or self._painting is not widget:
             return False
         self._painting = None
@@ -382,6 +433,12 @@ class EditingController(QObject):
         if ev.key() == Qt.Key.Key_Escape and (self._painting is not None or self.regions.lasso):
             self.cancel()
             return True
+        if self.tool is Tool.AI:
+            if ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.ai.accept()
+                return True
+            if ev.key() == Qt.Key.Key_Escape:
+                return self.ai.cancel_gesture()
         return False
 
     def leave(self, widget: SliceViewWidget) -> None:
@@ -393,6 +450,7 @@ class EditingController(QObject):
         if self.editor is not None and self.editor.stroking:
             self.editor.cancel_stroke()
         self.regions.cancel_lasso()
+        self.ai.cancel_gesture()
         if painting is not None:
             self._dirty.add(painting)
         self.flush()

@@ -1,9 +1,10 @@
-"""The segment list (a dock): colour, name, volume in mL, visibility, the active segment.
+"""The segment list (a dock): colour, name, volume in mL, visibility, lock, the active segment.
 
 Add, rename, delete and recolour go through the :class:`SegmentEditor` (one undo step each).
 Volumes are voxel counts kept up to date from each committed edit's changed voxels (old and
 new values), so an edit costs a count of its own voxels, never a pass over the label map;
-the full count runs once per session, on the thread pool.
+the full count runs once per session, on the thread pool. Visibility and the lock (no tool may
+change a locked segment's voxels) are viewing state in the controller, not undo steps.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from medseg_gui.ui.workers import Task
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
 
-VISIBLE, COLOR, NAME, VOLUME = range(4)
+# The lock is last so that the columns before it keep their places.
+VISIBLE, COLOR, NAME, VOLUME, LOCKED = range(5)
 
 
 class SegmentPanel(QDockWidget):
@@ -49,8 +51,8 @@ class SegmentPanel(QDockWidget):
         self._edits_since_count = 0
         body = QWidget()
         column = QVBoxLayout(body)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL", "Lock"])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -62,7 +64,8 @@ class SegmentPanel(QDockWidget):
         for col, mode in ((VISIBLE, QHeaderView.ResizeMode.ResizeToContents),
                           (COLOR, QHeaderView.ResizeMode.ResizeToContents),
                           (NAME, QHeaderView.ResizeMode.Stretch),
-                          (VOLUME, QHeaderView.ResizeMode.ResizeToContents)):
+                          (VOLUME, QHeaderView.ResizeMode.ResizeToContents),
+                          (LOCKED, QHeaderView.ResizeMode.ResizeToContents)):
             header.setSectionResizeMode(col, mode)
         column.addWidget(self.table)
         row = QHBoxLayout()
@@ -112,6 +115,10 @@ class SegmentPanel(QDockWidget):
         self.controller.set_visible(label, visible)
         self.refresh()
 
+    def set_locked(self, label: int, locked: bool) -> None:
+        """Lock (no tool changes its voxels) or unlock a segment."""
+        self.controller.set_locked(label, locked)
+
     def volume_ml(self, label: int) -> float | None:
         """The volume the panel shows for a segment (``None`` until counted)."""
         seg = self.controller.segmentation
@@ -137,6 +144,12 @@ class SegmentPanel(QDockWidget):
             vis.setCheckState(Qt.CheckState.Unchecked if s.label in c.hidden
                               else Qt.CheckState.Checked)
             vis.setToolTip("Show in the slice views")
+            lock = QTableWidgetItem()
+            lock.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
+                          | Qt.ItemFlag.ItemIsSelectable)
+            lock.setCheckState(Qt.CheckState.Checked if s.label in c.locked
+                               else Qt.CheckState.Unchecked)
+            lock.setToolTip("Locked: no tool (brush, fill, scissors, AI) changes this segment")
             swatch = QPixmap(16, 16)
             swatch.fill(QColor(*s.color))
             color = QTableWidgetItem(QIcon(swatch), "")
@@ -146,7 +159,8 @@ class SegmentPanel(QDockWidget):
             volume = QTableWidgetItem("")
             volume.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            for col, item in ((VISIBLE, vis), (COLOR, color), (NAME, name), (VOLUME, volume)):
+            for col, item in ((VISIBLE, vis), (COLOR, color), (NAME, name), (VOLUME, volume),
+                              (LOCKED, lock)):
                 item.setData(Qt.ItemDataRole.UserRole, s.label)
                 self.table.setItem(r, col, item)
             if s.label == active:
@@ -176,6 +190,8 @@ class SegmentPanel(QDockWidget):
         label = self._label_of(item)
         if item.column() == VISIBLE:
             self.set_visible(label, item.checkState() == Qt.CheckState.Checked)
+        elif item.column() == LOCKED:
+            self.set_locked(label, item.checkState() == Qt.CheckState.Checked)
         elif item.column() == NAME:
             self.rename(label, item.text().removeprefix("\u270e "))
 

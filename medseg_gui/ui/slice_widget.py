@@ -31,6 +31,9 @@ from medseg_gui.rendering.slicing import Orientation  # noqa: E402
 # Wheel-up / arrow-up direction, in slice indices: superior (axial), anterior (coronal),
 # left (sagittal). Slice indices run towards the viewer, which is inferior for axial.
 _UP_STEP = {Orientation.AXIAL: -1, Orientation.CORONAL: 1, Orientation.SAGITTAL: 1}
+# A press and release this close (pixels, |dx| + |dy|) is a click, not a drag: a right click
+# is the AI tool's negative point, so window/level only follows a right drag beyond it.
+CLICK_PX = 4
 
 
 class ToolHandler(Protocol):
@@ -83,6 +86,7 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
         self._Iren.SetInteractorStyle(vtkInteractorStyleUser())
         self._Iren.Initialize()
         self._drag: tuple[Qt.MouseButton, QPointF, tuple[float, float]] | None = None
+        self._dragging = False  # the drag left the click tolerance
         self.tool: ToolHandler | None = None
         self.setMouseTracking(True)  # the brush cursor follows the mouse without a button
         self.setMinimumSize(160, 160)
@@ -113,6 +117,7 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
             return
         button = ev.button()
         self._drag = (button, ev.position(), self.view.window_level)
+        self._dragging = False
         if button == Qt.MouseButton.LeftButton:
             world = self.world_at(ev.position())
             if world is not None:
@@ -133,9 +138,10 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
             return
         button, start, (width, level) = self._drag
         dx, dy = pos.x() - start.x(), pos.y() - start.y()
+        self._dragging |= abs(dx) + abs(dy) > CLICK_PX
         if button == Qt.MouseButton.LeftButton and world is not None:
             self.crosshairRequested.emit(world)
-        elif button == Qt.MouseButton.RightButton:
+        elif button == Qt.MouseButton.RightButton and self._dragging:
             # Drag right widens the window, drag up raises the level (as in most viewers).
             self.windowLevelRequested.emit(max(1.0, width * (1 + dx / 200)), level - dy * width
                                            / 400)

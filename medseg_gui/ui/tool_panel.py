@@ -1,7 +1,8 @@
 """The editing tool panel (a dock) and the Edit / Tools menus with their shortcuts.
 
 Widgets only gather settings and call the :class:`EditingController`; the controller's
-signals keep them in step when a key or the mouse wheel changes the brush.
+signals keep them in step when a key or the mouse wheel changes the brush. The "AI prompts"
+section (:class:`~medseg_gui.ui.ai_tool.AIPromptSection`) shows while the AI tool is active.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from medseg_gui.editing import HU_PRESETS, BrushShape, MaskMode, Overwrite, PaintConstraint
 from medseg_gui.editing.regions import ScissorsOp
+from medseg_gui.ui.ai_tool import AIPromptSection
 from medseg_gui.ui.editing_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, EditingController, Tool
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 TOOL_KEYS = {Tool.NAVIGATE: ("&Navigate", "N"), Tool.PAINT: ("&Paint", "B"),
              Tool.ERASE: ("&Erase", "E"), Tool.FILL: ("&Fill (region grow)", "F"),
-             Tool.SCISSORS: ("&Scissors", "X")}
+             Tool.SCISSORS: ("&Scissors", "X"), Tool.AI: ("&AI prompt", "A")}
 NO_LIMIT = "No intensity limit"
 SCISSORS_OPS = {"Erase inside": ScissorsOp.ERASE_INSIDE, "Erase outside":
                 ScissorsOp.ERASE_OUTSIDE, "Fill inside": ScissorsOp.FILL_INSIDE}
@@ -124,6 +126,7 @@ class ToolPanel(QDockWidget):
         self.sphere.toggled.connect(lambda on: controller.set_brush(
             shape=BrushShape.SPHERE if on else BrushShape.DISC))
         form.addRow("Shape (D)", shape_row)
+        self._shape_row = shape_row
         self.hu = QComboBox()
         self.hu.addItem(NO_LIMIT)
         for name, (lo, hi) in HU_PRESETS.items():
@@ -152,6 +155,9 @@ class ToolPanel(QDockWidget):
             lambda t: setattr(controller.regions, "scissors_op", SCISSORS_OPS[t]))
         form.addRow("Scissors", self.scissors)
         column.addLayout(form)
+        self.form = form
+        self.ai = AIPromptSection(controller.ai)
+        column.addWidget(self.ai)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #909090;")
@@ -164,9 +170,11 @@ class ToolPanel(QDockWidget):
         controller.brushChanged.connect(self.show_brush)
         controller.tableChanged.connect(self._fill_mask_labels)
         controller.toolChanged.connect(lambda _t: self._show_hint())
+        controller.toolChanged.connect(self._show_tool_rows)
         self.show_brush()
         self._fill_mask_labels()
         self._show_hint()
+        self._show_tool_rows(controller.tool.value)
 
     def show_brush(self) -> None:
         """Show the controller's brush (after keys or the wheel changed it)."""
@@ -199,7 +207,17 @@ class ToolPanel(QDockWidget):
             hu_range=HU_PRESETS[preset] if preset else None,
             mask_mode=self.mask_mode.currentData(), mask_label=int(self.mask_label.currentData()
                                                                    or 0),
-            overwrite=Overwrite.ALL if self.overwrite.isChecked() else Overwrite.NONE))
+            overwrite=Overwrite.ALL if self.overwrite.isChecked() else Overwrite.NONE,
+            locked=frozenset(self.controller.locked)))
+
+    def _show_tool_rows(self, tool: str) -> None:
+        """With the AI tool, the AI section instead of the brush, fill and scissors rows (the
+        paint rules stay: the AI's result obeys them too)."""
+        ai = tool == Tool.AI.value
+        for row in (self.diameter, self._shape_row, self.tolerance, self.scissors):
+            self.form.setRowVisible(row, not ai)
+        self.ai.setVisible(ai)
+        self.hint.setVisible(not ai)
 
     def _show_hint(self) -> None:
         c = self.controller
@@ -209,7 +227,9 @@ class ToolPanel(QDockWidget):
                 Tool.FILL: "Click fills connected voxels within the tolerance "
                            "(in the slice with the disc, in 3D with the sphere).",
                 Tool.SCISSORS: "Drag a lasso: cuts the current slice (disc) or through the "
-                               "volume (sphere)."}
+                               "volume (sphere).",
+                Tool.AI: "Prompts segment the object in the active segment, under the paint "
+                         "rules above."}
         self.hint.setText(f"{tips[c.tool]} Right drag: window/level; wheel: slices; "
                           "Esc cancels; Ctrl+Z undoes.")
 
