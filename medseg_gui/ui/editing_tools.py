@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from medseg_gui.ui.slice_widget import SliceViewWidget
 
 MIN_BRUSH_MM, MAX_BRUSH_MM = 0.5, 200.0
+NOTHING = "nothing"  # the effort baseline of a segmentation that started empty
 # Views other than the painted one follow at most this often while painting (ms).
 OTHER_VIEWS_MS = 40
 # Volumes, the 3D view and other slow followers update this long after the last edit (ms).
@@ -134,9 +135,11 @@ class EditingController(QObject):
             if journal is None:
                 self.window.statusBar().showMessage("Edits cannot be journaled: no recovery")
             self.editor = SegmentEditor(seg, image, journal=journal, draft=seg.labelmap.copy())
-            # What the effort readout compares with: the AI's mask, or whatever was opened.
+            # What the effort readout compares with: the AI's mask, whatever was opened, or
+            # nothing (a segmentation started empty, e.g. by a brush stroke or an AI prompt).
             self.baseline = "AI draft" if any(
-                s.source is SegmentSource.AUTOMATIC for s in seg.segments) else "opened mask"
+                s.source is SegmentSource.AUTOMATIC for s in seg.segments) else \
+                "opened mask" if seg.labelmap.any() else NOTHING
             self.editor.add_listener(self._on_region)
         self.sessionChanged.emit()
         self.tableChanged.emit()

@@ -93,9 +93,12 @@ TOOLS: tuple[SegmentTool, ...] = (
 
 def effort_text(effort: Effort, baseline: str = "AI draft") -> str:
     """``+N / -M voxels vs AI draft, Dice 0.93, 2 min editing`` (``baseline``: what the
-    session started from, "AI draft" or "opened mask")."""
+    session started from, "AI draft", "opened mask" or "nothing": then no Dice, which against
+    an empty start means nothing)."""
     seconds = effort.active_seconds
     time_text = f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+    if baseline == "nothing":
+        return f"+{effort.voxels_added:,} voxels drawn, {time_text} editing"
     return (f"+{effort.voxels_added:,} / -{effort.voxels_removed:,} voxels vs {baseline}, "
             f"Dice {effort.dice:.2f}, {time_text} editing")
 
@@ -193,7 +196,7 @@ class SegmentTools(QObject):
         tool = next(t for t in TOOLS if t.key == key)
         c = self.controller
         editor = c.editor
-        if self.busy or c.regions.busy or editor is None or editor.active_label is None:
+        if self.busy or c.busy or editor is None or editor.active_label is None:
             self.window.statusBar().showMessage(f"{tool.text}: no segment to work on", 5000)
             return False
         if value is None and tool.ask is not None:
