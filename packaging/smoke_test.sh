@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of a BUILT bundle: on a virtual X server the app opens the demo study, the bundle's
-# own `medseg segment` segments it on the CPU, the app shows the result and writes a screenshot.
+# own `medseg segment` segments it on the CPU (and `medseg prompt` from one click), the app shows
+# the result and writes a screenshot.
 #
 #   bash packaging/smoke_test.sh [dist/medseg-gui-<version>] [OUT_DIR]   (default: build/smoke)
 #
@@ -29,6 +30,10 @@ echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1))"
 "$bundle/medseg" models list
 "$bundle/medseg" segment "$demo" -o "$out/ai_mask.nii.gz" --device cpu | tee "$out/segment.txt"
 test -s "$out/ai_mask.nii.gz"
+# The promptable model: one click at the demo tumour (LPS mm, the readout's coordinates).
+"$bundle/medseg" prompt "$demo" -o "$out/prompt_mask.nii.gz" --point 179.4,11.2,-194.5 \
+  --device cpu | tee "$out/prompt.txt"
+test -s "$out/prompt_mask.nii.gz"
 # The GUI's own "Segment tumour" path: a spawned worker process of the frozen executable.
 "$bundle/medseg-gui" -m frozen_selfcheck "$demo"
 
