@@ -149,8 +149,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for v in rows:
         mark = "*" if (a := active[v.model_id]) is not None and a.ref == v.ref else " "
         dice = v.validation_dice
+        # a promptable model's validation Dice is after simulated clicks: say so
+        what = "val Dice@3 clicks" if v.card.promptable else "val Dice"
         print(f"{mark} {v.ref:<36} {v.origin:<8} "
-              f"val Dice {'-' if dice is None else f'{dice:.3f}'}  {v.folder}")
+              f"{what} {'-' if dice is None else f'{dice:.3f}'}  {v.folder}")
     print(f"{len(rows)} version(s); * = active")
     return 0
 
