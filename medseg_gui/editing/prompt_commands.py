@@ -15,7 +15,6 @@ import dataclasses
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,13 +74,9 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     from medseg_gui.inference.models import resolve_model
     from medseg_gui.inference.prompts import Prompts, box, parse_box, parse_triple, point
     from medseg_gui.io.loader import load_volume
+    from medseg_gui.io.masks import check_mask_output, save_mask
 
-    out = Path(args.output)
-    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".nhdr")):
-        raise LoadError(out, "unsupported mask format: use .nii.gz (with a .json segment table "
-                        "beside it) or .seg.nrrd")
-    if out.exists() and not args.force:
-        raise LoadError(out, "output exists; pass --force to overwrite it")
+    out = check_mask_output(args.output, force=args.force)
     prompts = Prompts()
     for text in args.point or []:
         prompts = prompts.add(point(parse_triple(text, "--point")))
@@ -122,14 +117,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         seg.labelmap[change.region] = change.new
     seg.segments[:] = [dataclasses.replace(s, source=SegmentSource.SEMIAUTOMATIC, model=card.ref)
                        if s.label == args.label else s for s in seg.segments]
-    if out.name.lower().endswith((".nrrd", ".nhdr")):
-        from medseg_gui.io.seg_nrrd import write_seg_nrrd
-
-        write_seg_nrrd(seg, out, overwrite=True)
-    else:
-        from medseg_gui.io.label_nifti import write_label_nifti
-
-        write_label_nifti(seg, out, overwrite=True)
+    save_mask(seg, out)
     for message in result.messages:
         print(f"medseg: warning: {message}", file=sys.stderr)
     ml = seg.volumes_ml().get(args.label, 0.0)

@@ -33,15 +33,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from medseg_gui.inference.pipeline import InferenceError, segment
     from medseg_gui.io.imagefile import write_image
     from medseg_gui.io.loader import load_volume
+    from medseg_gui.io.masks import check_mask_output, save_mask
 
-    out = Path(args.output)
-    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".nhdr")):
-        raise LoadError(out, "unsupported mask format: use .nii.gz (with a .json segment table "
-                        "beside it) or .seg.nrrd")
-    outputs = [out] + ([Path(args.probability)] if args.probability else [])
-    for path in outputs:
-        if path.exists() and not args.force:
-            raise LoadError(path, "output exists; pass --force to overwrite it")
+    out = check_mask_output(args.output, force=args.force)
+    if args.probability and Path(args.probability).exists() and not args.force:
+        raise LoadError(args.probability, "output exists; pass --force to overwrite it")
     card = resolve_model(args.model)
     volume = load_volume(args.input, progress=terminal_progress)
     backends = open_backends(card, args.backend, device=args.device, precision=args.precision,
@@ -55,16 +51,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         for backend in backends:
             backend.close()
     seg = result.segmentation
-    # With its segment table (name, coded concepts, AUTOMATIC, model id:version), so the mask
-    # reopens in the app and exports to DICOM SEG as what it is.
-    if out.name.lower().endswith((".nrrd", ".nhdr")):
-        from medseg_gui.io.seg_nrrd import write_seg_nrrd
-
-        write_seg_nrrd(seg, out, overwrite=True)
-    else:
-        from medseg_gui.io.label_nifti import write_label_nifti
-
-        write_label_nifti(seg, out, overwrite=True)
+    save_mask(seg, out)
     if args.probability:
         prob = result.probability.astype(np.float32)  # NIfTI readers rarely take float16
         write_image(Volume(prob, seg.geometry, info=volume.info), Path(args.probability))

@@ -15,6 +15,33 @@ from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
 
 GRID_TOL_MM = 1e-3
+MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+
+
+def check_mask_output(path: str | Path, *, force: bool = False) -> Path:
+    """``path`` if a command may write a mask there (a known suffix; existing only with
+    ``force``); otherwise one clear :class:`LoadError`."""
+    p = Path(path)
+    if not p.name.lower().endswith(MASK_SUFFIXES):
+        raise LoadError(p, "unsupported mask format: use .nii.gz (with a .json segment table "
+                        "beside it) or .seg.nrrd")
+    if p.exists() and not force:
+        raise LoadError(p, "output exists; pass --force to overwrite it")
+    return p
+
+
+def save_mask(seg: Segmentation, path: str | Path) -> Path:
+    """Write ``seg`` with its segment table (names, codes, source, model), so that the mask
+    reopens in the app and exports to DICOM SEG as what it is: ``.seg.nrrd``/``.nrrd`` as
+    Slicer's segmentation, otherwise a label NIfTI with its JSON sidecar."""
+    p = Path(path)
+    if p.name.lower().endswith((".nrrd", ".nhdr")):
+        from medseg_gui.io.seg_nrrd import write_seg_nrrd
+
+        return write_seg_nrrd(seg, p, overwrite=True)
+    from medseg_gui.io.label_nifti import write_label_nifti
+
+    return write_label_nifti(seg, p, overwrite=True)
 
 
 def load_mask(path: str | Path, volume: Volume) -> Segmentation:
