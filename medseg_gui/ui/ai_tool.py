@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBox
 
 from medseg_gui.editing.ai_prompt import PromptRequest, PromptSession
 from medseg_gui.editing.history import Edit
+from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL
 from medseg_gui.inference.prompts import PromptError, Prompts, box, check_prompts, point, scribble
 from medseg_gui.io.errors import LoadError
 from medseg_gui.rendering.prompt_markers import PromptMarkers
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from medseg_gui.ui.editing_tools import EditingController
     from medseg_gui.ui.slice_widget import SliceViewWidget
 
-MODEL = "prompt-unet"
+MODEL = DEFAULT_PROMPT_MODEL
 # Short lines, no word wrap: a wrapped label in a dock is given too little height and clipped.
 HINT = ("Click: on the object    Shift+click, right click: not on it\n"
         "Drag: a box on this slice    Ctrl+drag: scribble (+Shift: not)\n"
