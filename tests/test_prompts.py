@@ -251,3 +251,26 @@ def test_tensorrt_profile_spans_half_to_twice_the_crop(card: ModelCard) -> None:
 
     low, opt, high = profile_shapes(card)
     assert opt == (1, 8, 16, 32, 32) and low[1:] == (8, 8, 16, 16) and high[2:] == (32, 64, 64)
+
+
+def test_float16_exact_weights_are_stored_as_float16_without_changing_the_result(
+        tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    torch.manual_seed(1)
+    net = build_network(ARCH)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(p.half().float())  # what came back from the GPU machine
+    card = ModelCard("tiny-prompt", "0.2.0", ARCH, SMALL.spacing, SMALL.patch,
+                     [LabelInfo(1, "Lesion", (250, 170, 40), NEOPLASM, NEOPLASM)],
+                     onnx_output="object_probability", prompt=SMALL.to_json())
+    card = write_model_folder(card, net, folder=tmp_path / "m")
+    assert card.training["onnx_export"]["weights"].startswith("float16")
+    assert card.training["onnx_export"]["max_abs_diff_vs_torch"] < 1e-4
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(str(card.weights_path)).values()} == {torch.float16}
+    session = ort.InferenceSession(str(card.onnx_path), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((1, 8, 16, 32, 32), np.float32)})[0].shape == (
+        1, 1, 16, 32, 32)

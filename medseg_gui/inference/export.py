@@ -25,7 +25,7 @@ from torch import nn
 
 from medseg_gui.core.atomic import atomic_path
 from medseg_gui.inference.model_card import ModelCard
-from medseg_gui.inference.network import TumourProbability, save_weights
+from medseg_gui.inference.network import TumourProbability, float16_exact, save_weights
 
 OPSET = 18
 MAX_BATCH = 256  # the bound torch.export is told; ONNX records the axis only by name
@@ -33,7 +33,8 @@ MAX_BATCH = 256  # the bound torch.export is told; ONNX records the axis only by
 
 def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int], *,
                 input_name: str = "image", output_name: str = "tumour_probability",
-                in_channels: int = 1, crop_multiple: int = 0) -> float | None:
+                in_channels: int = 1, crop_multiple: int = 0,
+                half_weights: bool = False) -> float | None:
     """Write ``TumourProbability(net)`` to ``path`` as ONNX, atomically.
 
     ``net`` is the bare network (logits), on the CPU in float32, taking ``in_channels``
@@ -41,7 +42,9 @@ def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int]
     too, any multiple of it (a promptable model's crops); otherwise only the batch is. Returns
     the largest ``|ONNX Runtime - PyTorch|`` on a random batch of 3 (at another crop size when
     the crop is dynamic), or ``None`` when ONNX Runtime is not installed; a graph ONNX Runtime
-    cannot run raises and leaves ``path`` as it was.
+    cannot run raises and leaves ``path`` as it was. ``half_weights`` stores the weights as
+    float16 initializers cast to float32 inside the graph (for weights that are exactly float16
+    values: the arithmetic and the result are those of the float32 graph, in half the bytes).
     """
     head = TumourProbability(net).eval()
     example = torch.zeros(2, in_channels, *roi_size)
@@ -58,8 +61,39 @@ def export_onnx(net: nn.Module, path: str | Path, roi_size: tuple[int, int, int]
             torch.onnx.export(head, (example,), str(tmp), input_names=[input_name],
                               output_names=[output_name], opset_version=OPSET, dynamo=True,
                               dynamic_shapes=(dims,), external_data=False, verbose=False)
+        if half_weights:
+            _float16_initializers(tmp)
         return _max_diff_vs_torch(head, tmp, (3, in_channels, *check_size), input_name,
                                   output_name)
+
+
+def _float16_initializers(path: Path) -> None:
+    """Store the float32 initializers of the graph at ``path`` that are exactly float16 values
+    as float16, each behind a ``Cast`` back to float32 (ONNX Runtime and TensorRT fold the casts
+    when they load the graph)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if arr is not None and arr.size > 1 and np.array_equal(
+                arr.astype(np.float16).astype(np.float32), arr):
+            half = numpy_helper.from_array(arr.astype(np.float16), f"{init.name}__float16")
+            kept.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name],
+                                          to=TensorProto.FLOAT))
+        else:
+            kept.append(init)
+    nodes = list(graph.node)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def _max_diff_vs_torch(head: nn.Module, onnx_path: Path, shape: tuple[int, ...],
@@ -90,21 +124,27 @@ def write_model_folder(card: ModelCard, net: nn.Module, *,
     """Write weights (safetensors), ONNX and ``model.json`` for ``card`` into ``folder``.
 
     ``net`` is the bare network (logits), anywhere and in any mode: a float32 CPU copy is what is
-    written, so the caller's network is left as it was. ``folder`` defaults to ``card.folder``.
-    The export is recorded in ``card.training["onnx_export"]`` and the hashes in the card, so
-    :func:`~medseg_gui.inference.model_card.load_card` verifies the result.
+    written, so the caller's network is left as it was; when every weight is exactly a float16
+    value (:func:`~.network.float16_exact`) both files hold float16, losing nothing. ``folder``
+    defaults to ``card.folder``. The export is recorded in ``card.training["onnx_export"]`` and
+    the hashes in the card, so :func:`~medseg_gui.inference.model_card.load_card` verifies the
+    result.
     """
     card.folder = Path(folder) if folder is not None else card.folder
     card.folder.mkdir(parents=True, exist_ok=True)
     cpu_net = copy.deepcopy(net).cpu().float().eval()
-    save_weights(cpu_net, card.weights_path)
+    half = float16_exact(cpu_net)
+    save_weights(cpu_net, card.weights_path, half=half)
     diff = export_onnx(cpu_net, card.onnx_path, card.roi_size,
                        input_name=card.onnx_input, output_name=card.onnx_output,
                        in_channels=int(card.architecture.get("params", {}).get("in_channels", 1)),
-                       crop_multiple=total_stride(card.architecture) if card.promptable else 0)
+                       crop_multiple=total_stride(card.architecture) if card.promptable else 0,
+                       half_weights=half)
     card.training["onnx_export"] = {
         "opset": OPSET, "exporter": f"torch.onnx (dynamo) {torch.__version__}",
         "max_abs_diff_vs_torch": diff,
+        "weights": "float16 (each weight is exactly a float16 value; computed in float32)"
+        if half else "float32",
     }
     card.update_hashes()
     card.save()

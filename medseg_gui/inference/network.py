@@ -43,17 +43,30 @@ class TumourProbability(nn.Module):
 
 
 def load_weights(net: nn.Module, path: str | Path) -> nn.Module:
-    """Load safetensors weights (never pickles) into ``net``; strict about names and shapes."""
+    """Load safetensors weights (never pickles) into ``net``; strict about names and shapes
+    (float16 files are widened to the network's float32)."""
     from safetensors.torch import load_file
 
     net.load_state_dict(load_file(str(path)), strict=True)
     return net
 
 
-def save_weights(net: nn.Module, path: str | Path) -> None:
-    """Write ``net``'s state dict as safetensors, atomically (old file or new, never half)."""
+def float16_exact(net: nn.Module) -> bool:
+    """Whether every floating-point weight of ``net`` is exactly a float16 value (weights that
+    came back from a GPU machine rounded to float16 are): then float16 files lose nothing."""
+    return all(not t.is_floating_point() or bool(torch.equal(t.half().to(t.dtype), t))
+               for t in net.state_dict().values())
+
+
+def save_weights(net: nn.Module, path: str | Path, *, half: bool = False) -> None:
+    """Write ``net``'s state dict as safetensors, atomically (old file or new, never half).
+
+    ``half`` stores floating-point tensors as float16 (half the bytes; exact when
+    :func:`float16_exact`); :func:`load_weights` widens them back into the network.
+    """
     from safetensors.torch import save_file
 
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))

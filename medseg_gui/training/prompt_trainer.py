@@ -328,7 +328,7 @@ def assemble(bundle: str | Path, out: str | Path, *, model_id: str | None = None
     net = build_network(cfg.architecture())
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     record["weights"] = "trained in float32 (bf16 autocast), rounded to float16 for the " \
-                        "transfer from the GPU machine, stored as float32"
+                        "transfer from the GPU machine, stored as float16 (exact)"
     return write_prompt_model(net, cfg, record, Path(out))
 
 
