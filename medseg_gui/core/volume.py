@@ -29,6 +29,7 @@ class StudyInfo:
     series_description: str = ""
     study_date: str = ""
     modality: str = ""
+    body_part: str = ""  # DICOM BodyPartExamined, e.g. "EXTREMITY", "CHEST"
 
 
 @dataclass(frozen=True)

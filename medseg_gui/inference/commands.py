@@ -2,6 +2,9 @@
 
 User errors (a bad file, a missing model or backend, out of memory everywhere) become
 :class:`LoadError`, which ``medseg_gui.cli`` prints as one line and turns into exit code 2.
+A study outside the model's intended use (:mod:`~medseg_gui.inference.guard`), checked before
+and after inference, gets one warning line and exit code 3 with nothing written, unless
+``--force``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 
 from medseg_gui.inference.backend import BACKENDS
 from medseg_gui.io.errors import LoadError
+
+EXIT_OUTSIDE_USE = 3
 
 
 def terminal_progress(fraction: float, message: str) -> bool:
@@ -29,6 +34,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     from medseg_gui.core.volume import Volume
     from medseg_gui.inference.backend import open_backends
+    from medseg_gui.inference.guard import check_result, check_study, intended_use, warning_line
     from medseg_gui.inference.models import resolve_model
     from medseg_gui.inference.pipeline import InferenceError, segment
     from medseg_gui.io.imagefile import write_image
@@ -40,6 +46,23 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise LoadError(args.probability, "output exists; pass --force to overwrite it")
     card = resolve_model(args.model)
     volume = load_volume(args.input, progress=terminal_progress)
+    use = intended_use(card)
+
+    def outside(reasons: list[str]) -> bool:
+        """Print the warning line; True when that ends the command (no --force)."""
+        if not reasons or use is None:
+            return False
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * 78 + "\r")
+        then = ("segmented anyway (--force)" if args.force else
+                "no mask written; pass --force to segment it anyway, or outline the lesion "
+                "with `medseg prompt`")
+        print(f"medseg: warning: {args.input}: {warning_line(card.ref, use, reasons)}; {then}",
+              file=sys.stderr)
+        return not args.force
+
+    if use is not None and outside(check_study(volume, use)):
+        return EXIT_OUTSIDE_USE
     backends = open_backends(card, args.backend, device=args.device, precision=args.precision,
                              gpus=args.gpus)
     try:
@@ -51,6 +74,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         for backend in backends:
             backend.close()
     seg = result.segmentation
+    if use is not None and outside(check_result(volume, seg.labelmap, use)):
+        return EXIT_OUTSIDE_USE
     save_mask(seg, out)
     if args.probability:
         prob = result.probability.astype(np.float32)  # NIfTI readers rarely take float16
@@ -106,7 +131,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--probability", help="also write the tumour probability (float32 image)")
     p.add_argument("--batch", type=int, default=8, help="windows per network call (default 8)")
     p.add_argument("--no-skip-air", action="store_true", help="run windows of air too")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files, and segment a study outside the "
+                   "model's intended use (otherwise: a warning and exit code 3)")
     p.set_defaults(func=cmd_segment)
 
     p = subparsers.add_parser("build-engine", help="build and cache a model's TensorRT engine")

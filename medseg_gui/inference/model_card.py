@@ -7,7 +7,9 @@ size, overlap, blending), the labels with coded concepts, and provenance (traini
 metrics). Loading verifies the SHA-256 of the ONNX and weights files and refuses a mismatch, so a
 half-copied or swapped file is never run on a patient. A promptable model's card also has a
 ``prompt`` section (its input channels, crop and AutoZoom settings); its ONNX graph then takes
-those channels and any crop size that is a multiple of the network's total stride.
+those channels and any crop size that is a multiple of the network's total stride. An automatic
+model's card may state its ``intended_use`` (modality, body region, ranges seen in training and
+the limits :mod:`~medseg_gui.inference.guard` checks a study and a result against).
 
 Axis conventions: ``spacing`` is in ``(i, j, k)`` order like :class:`~medseg_gui.core.Geometry`;
 ``roi_size`` is in array order ``(k, j, i)``, which is the network's ``(D, H, W)``.
@@ -74,6 +76,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     prompt: dict[str, Any] = field(default_factory=dict)
+    intended_use: dict[str, Any] = field(default_factory=dict)
     folder: Path = field(default=Path("."), compare=False)
 
     @property

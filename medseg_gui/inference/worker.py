@@ -9,6 +9,12 @@ grace period. A child that dies (killed, segfault, driver reset) is noticed by :
 which marks the job ``ERROR`` with its exit code: nothing hangs. Submitting a new job for a
 study cancels the older job for that study.
 
+Before inference the child checks the study against the model card's intended use
+(:mod:`~medseg_gui.inference.guard`): outside it, the job ends as ``OUTSIDE_USE`` with the
+reasons in its report and the model is not run, unless the job was submitted with
+``check_use=False``; after inference the result's reasons (a huge or air-bordered mask) go into
+the report as ``outside_use``, for the GUI to ask before showing the draft.
+
 Qt-free on purpose: the GUI calls :meth:`InferenceWorker.poll` from a timer (or a thread) and
 turns the returned :class:`JobEvent` s into signals.
 """
@@ -41,6 +47,7 @@ class JobStatus(StrEnum):
     DONE = "done"
     ERROR = "error"
     CANCELLED = "cancelled"
+    OUTSIDE_USE = "outside intended use"
 
 
 @dataclass
@@ -69,7 +76,8 @@ class SegmentJob:
 
     @property
     def finished(self) -> bool:
-        return self.status in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED)
+        return self.status in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED,
+                               JobStatus.OUTSIDE_USE)
 
 
 def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
@@ -77,8 +85,14 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
     blocks: list[shared_memory.SharedMemory] = []
     try:
         from medseg_gui.core.progress import Cancelled
-        from medseg_gui.core.volume import Volume
+        from medseg_gui.core.volume import StudyInfo, Volume
         from medseg_gui.inference.backend import open_backends
+        from medseg_gui.inference.guard import (
+            check_result,
+            check_study,
+            intended_use,
+            warning_line,
+        )
         from medseg_gui.inference.model_card import load_card
         from medseg_gui.inference.pipeline import segment
 
@@ -87,13 +101,22 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
             return np.ndarray(spec["shape"], dtype=dtype, buffer=blocks[-1].buf)
 
         geometry = Geometry(**spec["geometry"])
-        volume = Volume(view(spec["input"], spec["dtype"]).copy(), geometry)
+        volume = Volume(view(spec["input"], spec["dtype"]).copy(), geometry,
+                        StudyInfo(**spec["info"]))
 
         def progress(fraction: float, message: str) -> bool:
             events.put(("progress", fraction, message))
             return not cancel.is_set()
 
         card = load_card(spec["model_folder"])
+        use = intended_use(card) if spec["check_use"] else None
+        if use is not None:
+            progress(0.0, f"checking the study against what {card.ref} was trained for")
+            reasons = check_study(volume, use)
+            if reasons:
+                events.put(("outside", {"outside_use": reasons, "stage": "study",
+                                        "summary": warning_line(card.ref, use, reasons)}))
+                return
         backends = open_backends(card, spec["backend"], device=spec["device"])  # one per GPU
         try:
             result = segment(volume, card, backends, progress=progress)
@@ -102,10 +125,13 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
                 backend.close()
         view(spec["probability"], "float16")[...] = result.probability
         view(spec["labelmap"], spec["label_dtype"])[...] = result.segmentation.labelmap
+        outside = check_result(volume, result.segmentation.labelmap, use) if use else []
         events.put(("done", {
             "segments": [s.to_dict() for s in result.segmentation.segments],
             "backend": result.backend, "precision": result.precision, "device": result.device,
-            "summary": result.summary(), "messages": result.messages}))
+            "summary": result.summary(), "messages": result.messages,
+            **({"outside_use": outside, "stage": "result",
+                "warning": warning_line(card.ref, use, outside)} if use and outside else {})}))
     except Cancelled:
         events.put(("cancelled",))
     except Exception as exc:
@@ -149,8 +175,12 @@ class InferenceWorker:
         self._exiting: list[tuple[Any, float]] = []
 
     def submit(self, volume: Any, model_folder: str | Path, *, study_key: str = "",
-               backend: str = "auto", device: str | None = None) -> SegmentJob:
-        """Start segmenting ``volume`` (a :class:`~medseg_gui.core.volume.Volume`)."""
+               backend: str = "auto", device: str | None = None,
+               check_use: bool = True) -> SegmentJob:
+        """Start segmenting ``volume`` (a :class:`~medseg_gui.core.volume.Volume`).
+
+        ``check_use=False`` skips the intended-use check of the study (the user confirmed).
+        """
         key = study_key or volume.info.series_uid or volume.source
         for run in list(self._running.values()):
             if run.job.study_key == key:
@@ -168,7 +198,9 @@ class InferenceWorker:
         spec = {"shape": arr.shape, "dtype": arr.dtype.str, "label_dtype": label_dtype,
                 "geometry": {"shape": g.shape, "spacing": g.spacing, "origin": g.origin,
                              "direction": g.direction},
+                "info": {"modality": volume.info.modality, "body_part": volume.info.body_part},
                 "model_folder": str(model_folder), "backend": backend, "device": device,
+                "check_use": check_use,
                 **{name: block.name for name, block in blocks.items()}}
         events, cancel = self._ctx.Queue(), self._ctx.Event()
         process = self._ctx.Process(target=_child, args=(spec, events, cancel), daemon=True,
@@ -251,6 +283,10 @@ class InferenceWorker:
             elif msg[0] == "done":
                 self._collect(run, msg[1])
                 out.append(JobEvent(job.job_id, JobStatus.DONE, 1.0, msg[1]["summary"]))
+            elif msg[0] == "outside":
+                job.report = msg[1]
+                self._set(run, JobStatus.OUTSIDE_USE, msg[1]["summary"])
+                out.append(JobEvent(job.job_id, JobStatus.OUTSIDE_USE, 1.0, job.message))
             elif msg[0] == "cancelled":
                 self._set(run, JobStatus.CANCELLED, "cancelled")
                 out.append(JobEvent(job.job_id, JobStatus.CANCELLED, message="cancelled"))

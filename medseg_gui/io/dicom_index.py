@@ -24,7 +24,7 @@ _TAGS = [
     "PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyDescription",
     "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "SOPClassUID",
     "SOPInstanceUID", "Rows", "Columns", "ImageOrientationPatient", "NumberOfFrames",
-    "FrameOfReferenceUID", "InstanceNumber",
+    "FrameOfReferenceUID", "InstanceNumber", "BodyPartExamined",
     # what loading a slice needs besides its pixels, so that loading need not parse it again
     "ImagePositionPatient", "PixelSpacing", "RescaleSlope", "RescaleIntercept",
     "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel",

@@ -36,7 +36,7 @@ _SLICE_TAGS = [
     "RescaleIntercept", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
     "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames",
     "PlanarConfiguration", "PixelData", "FloatPixelData", "DoubleFloatPixelData",
-    "SpacingBetweenSlices", "SliceThickness", "SOPInstanceUID",
+    "SpacingBetweenSlices", "SliceThickness", "SOPInstanceUID", "BodyPartExamined",
 ]
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 
@@ -57,6 +57,7 @@ def study_info(ds: Dataset) -> StudyInfo:
         series_description=str(ds.get("SeriesDescription", "")),
         study_date=str(ds.get("StudyDate", "")),
         modality=str(ds.get("Modality", "")),
+        body_part=str(ds.get("BodyPartExamined", "") or "").strip().upper(),
     )
 
 

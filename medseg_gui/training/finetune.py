@@ -280,7 +280,8 @@ def _finish(cfg: FinetuneConfig, base: ModelCard, net: nn.Module, val_ids: list[
                                    f"{device} (PyTorch, {'bf16 autocast' if amp else 'fp32'}), "
                                    "original grid"},
                "base_validation_dice": base.metrics.get("validation_dice", {}).get("mean")}
-    card = write_model(net, tc, training, metrics, labels=base.labels)
+    card = write_model(net, tc, training, metrics, labels=base.labels,
+                       intended_use=base.intended_use)
     report(1.0, f"wrote {card.folder} (mean validation Dice {result['mean']:.3f}; "
            f"{base.ref}: {metrics['base_validation_dice']})")
     return card

@@ -11,6 +11,12 @@ new editable segmentation through :meth:`MainWindow.set_segmentation`, which ask
 replaces manual edits; the editor then tracks effort against this result as the AI draft.
 A crash of the worker process, or a missing or tampered model, is one message; the window
 and its edits survive.
+
+A study outside the model card's intended use (:mod:`~medseg_gui.inference.guard`: another body
+region, a trunk-sized cross-section, a mask far larger than any in training or lying against
+lung) is never shown as a draft without the user confirming: a dialog names the reason and
+offers the AI prompt tool (the promptable model, for any lesion), running anyway, or nothing;
+without dialogs (headless, tests) the status bar says so and :attr:`refused` is emitted.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ class SegmentAction(QObject):
     failed(str)
         A one-line error (worker died, model missing or tampered, ...).
     refused(str)
-        The result was not applied because the user kept their edits.
+        The result was not applied: the user kept their edits, or the study or result is
+        outside the model's intended use and was not confirmed.
     started()
         A run was submitted (a fine-tune job yields the GPU until :attr:`ended`).
     ended()
@@ -76,6 +83,7 @@ class SegmentAction(QObject):
         self.job: SegmentJob | None = None
         self.last_summary = ""
         self.last_error = ""
+        self.last_warning = ""  # the last intended-use warning
         self.draft: Segmentation | None = None  # the last AI result applied
         self._volume: Volume | None = None
         self._force = False
@@ -91,11 +99,12 @@ class SegmentAction(QObject):
     def running(self) -> bool:
         return self.job is not None
 
-    def start(self, force: bool = False) -> bool:
+    def start(self, force: bool = False, check_use: bool = True) -> bool:
         """Segment the loaded volume; a running request is cancelled first.
 
-        ``force`` replaces edited segmentations without asking (for scripts and tests).
-        Returns False (with a message) when there is nothing to segment or no model.
+        ``force`` replaces edited segmentations without asking (for scripts and tests);
+        ``check_use=False`` runs the model on a study outside its intended use (the user
+        confirmed). Returns False (with a message) when there is nothing to segment or no model.
         """
         volume = self.window.volume
         if volume is None:
@@ -110,10 +119,10 @@ class SegmentAction(QObject):
             self.worker = InferenceWorker()
         if self.job is not None:  # a newer request replaces the older one
             self.worker.cancel(self.job.job_id)
-        self._volume, self._force = volume, force
+        self._volume, self._force, self._checked = volume, force, check_use
         key = f"{id(volume)}:{volume.info.series_uid or volume.source}"
         self.job = self.worker.submit(volume, card.folder, study_key=key, backend=self.backend,
-                                      device=self.device)
+                                      device=self.device, check_use=check_use)
         self._show_progress(0.0, f"Segmenting with {card.ref} ...")
         self._timer.start()
         self.started.emit()
@@ -153,9 +162,15 @@ class SegmentAction(QObject):
                 continue  # an older, superseded request
             if event.status is JobStatus.RUNNING:
                 self._show_progress(event.fraction, event.message)
+            elif event.status is JobStatus.DONE and job.report.get("outside_use"):
+                self._end()
+                self._outside(job)
             elif event.status is JobStatus.DONE:
                 self._end()
                 self._apply(job)
+            elif event.status is JobStatus.OUTSIDE_USE:
+                self._end()
+                self._outside(job)
             elif event.status is JobStatus.CANCELLED:
                 self._end()
                 self.window.statusBar().showMessage("Segmentation cancelled", 5000)
@@ -181,8 +196,50 @@ class SegmentAction(QObject):
         self.draft = seg
         models = sorted({sg.model for sg in seg.segments if sg.model})
         by = f" by {', '.join(models)}" if models else ""
-        self.window.statusBar().showMessage(f"Segmented{by}: {summary}", 30000)
+        outside = f" (WARNING: {job.report['warning']})" if job.report.get("warning") else ""
+        if not self._checked:
+            outside = " (WARNING: run on a study outside the model's intended use)"
+        self.window.statusBar().showMessage(f"Segmented{by}{outside}: {summary}", 30000)
         self.segmented.emit(seg)
+
+    def _outside(self, job: SegmentJob) -> None:
+        """The study (``stage`` "study": the model did not run) or the result is outside the
+        model's intended use: ask, or say so and refuse."""
+        text = str(job.report.get("warning") or job.report.get("summary") or job.message)
+        self.last_warning = text
+        study = job.report.get("stage") == "study"
+        if self.window._dialogs:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Outside what the model knows",
+                              f"This {'study' if study else 'result'} is {text}.\n\n"
+                              "The AI prompt tool segments any lesion from a click or a box.",
+                              parent=self.window)
+            prompt = box.addButton("Use the AI prompt tool", QMessageBox.ButtonRole.AcceptRole)
+            anyway = box.addButton("Run the model anyway" if study else "Show the draft",
+                                   QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(prompt)
+            box.exec()
+            if box.clickedButton() is prompt:
+                self.offer_prompt_tool()
+            elif box.clickedButton() is anyway and study:
+                self.start(force=self._force, check_use=False)
+            elif box.clickedButton() is anyway:
+                self._apply(job)
+            else:
+                self.refused.emit(text)
+            return
+        self.window.statusBar().showMessage(
+            f"Not {'segmented' if study else 'shown as a draft'}: {text}. Outline the lesion "
+            "with the AI prompt tool (A) instead.")
+        self.refused.emit(text)
+
+    def offer_prompt_tool(self) -> None:
+        """Switch to the AI prompt tool (the promptable model) and say how to use it."""
+        from medseg_gui.ui.editing_tools import Tool
+
+        self.window.editing.set_tool(Tool.AI)
+        self.window.statusBar().showMessage(
+            "AI prompt tool: click the lesion (Shift+click: not lesion), or drag a box around it")
 
     # -- status bar --------------------------------------------------------------------------
     def _show_progress(self, fraction: float, message: str) -> None:

@@ -135,3 +135,42 @@ def test_tampered_model_is_refused(qtbot, window, tmp_path):  # type: ignore[no-
     if started:  # the hash is checked in the worker: the error comes back as one message
         qtbot.waitUntil(lambda: action.job is None, timeout=60_000)
     assert action.last_error and window.segmentation is None
+
+
+def test_a_study_outside_the_models_use_is_not_shown_as_a_draft(qtbot, window, shared_data):  # type: ignore[no-untyped-def]
+    """The lung-tumour CT: no draft, the reason in the status bar; with dialogs, the dialog
+    offers the AI prompt tool and choosing it selects that tool."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from medseg_gui.ui.editing_tools import Tool
+
+    with qtbot.waitSignal(window.studyLoaded, timeout=120_000):
+        window.open_path(shared_data / "ibsi_lung" / "dicom" / "image")
+    action = window.segment_action
+    action.backend, action.device = "onnxruntime", "cpu"
+    with qtbot.waitSignal(action.refused, timeout=SEGMENT_TIMEOUT_MS) as blocker:
+        assert action.start()
+    assert blocker.args[0].startswith("outside what sts-tumour-unet")
+    assert window.segmentation is None and action.draft is None
+    assert window.statusBar().currentMessage().startswith("Not segmented: outside what")
+    assert "AI prompt tool" in window.statusBar().currentMessage()
+
+    asked: list[str] = []
+
+    def choose_prompt_tool() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, choose_prompt_tool)
+            return
+        asked.append(box.text())
+        next(b for b in box.buttons() if "AI prompt" in b.text()).click()
+
+    window._dialogs = True
+    try:
+        QTimer.singleShot(50, choose_prompt_tool)
+        assert action.start()
+        qtbot.waitUntil(lambda: bool(asked) and window.editing.tool is Tool.AI,
+                        timeout=SEGMENT_TIMEOUT_MS)
+    finally:
+        window._dialogs = False
+    assert "bone sections" in asked[0] and window.segmentation is None
