@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medseg_gui.inference.confidence import HIGH, LOW, UncertainRegion, uncertain_regions
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.inference.pipeline import segment
 from medseg_gui.inference.torch_backend import TorchBackend
@@ -43,6 +44,10 @@ def test_worker_result_equals_in_process_result(card: ModelCard) -> None:
     assert np.array_equal(job.segmentation.labelmap, expected.segmentation.labelmap)
     assert job.segmentation.segments == expected.segmentation.segments
     assert job.report["backend"] == "torch" and "windows" in job.message
+    # The low-confidence regions come with the report, as the GUI thread would compute them.
+    regions = uncertain_regions(job.probability, volume.geometry)
+    assert [UncertainRegion.from_dict(d) for d in job.report["uncertain"]] == regions
+    assert job.report["uncertain_band"] == [LOW, HIGH]
 
 
 def test_killed_process_is_an_error_not_a_hang(card: ModelCard) -> None:

