@@ -1,9 +1,11 @@
-"""Colour tables for label-map overlays."""
+"""Colour tables for the overlays: label maps, and the AI's probability map."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkLookupTable
 
 from medseg_gui.core.segmentation import Segment
@@ -43,4 +45,49 @@ def label_lookup_table(segments: Iterable[Segment], max_label: int,
     lut.Build()
     # Build() can reset entries on some VTK versions; set them again to be sure.
     lut.SetTableValue(0, 0.0, 0.0, 0.0, 0.0)
+    return lut
+
+
+# matplotlib's viridis at 0, 1/8, ..., 1: perceptually uniform, readable by the colour-blind, and
+# blue-green-yellow, so it stays apart from grey CT and the red-orange tumour label.
+VIRIDIS = ((0.267, 0.005, 0.329), (0.279, 0.175, 0.483), (0.230, 0.322, 0.546),
+           (0.173, 0.449, 0.558), (0.128, 0.567, 0.551), (0.158, 0.684, 0.502),
+           (0.369, 0.789, 0.383), (0.678, 0.864, 0.190), (0.993, 0.906, 0.144))
+# Alpha along the probability: transparent below the floor (the model saw nothing there),
+# fading in up to the unsure band so the faint fringe does not veil the anatomy, opaque across
+# the band (0.3-0.7, where the user should look), and fading to CONFIDENT_ALPHA at 1.0: the
+# confident core is already the label overlay, and a solid yellow there hid the tumour's texture.
+PROBABILITY_FLOOR, CONFIDENT_ALPHA = 0.05, 0.35
+_ALPHA_AT = ((0.0, 0.0), (PROBABILITY_FLOOR, 0.0), (0.3, 1.0), (0.7, 1.0), (1.0, CONFIDENT_ALPHA))
+# The overlay's voxels are float16 bit patterns (see probability_lookup_table): 1.0 is 0x3C00.
+HALF_ONE_BITS = int(np.float16(1.0).view(np.uint16))
+
+
+def probability_lookup_table(floor: float = PROBABILITY_FLOOR) -> vtkLookupTable:
+    """Viridis for a probability map given as the *bit patterns* of its float16 values.
+
+    Values below ``floor`` are transparent; see ``_ALPHA_AT`` for the alpha elsewhere.
+
+    VTK has no float16 image type. Read as ``uint16``, the halves in ``[0, 1]`` are the
+    integers ``0 .. 0x3C00`` in the same order, so the map goes to VTK without a copy or a
+    conversion, and this indexed table (one entry per half, coloured by its value) maps each
+    code to its colour. Codes above ``0x3C00`` (negative values, NaN) are transparent. The
+    reslice in front of it must be nearest-neighbour: blending bit patterns is meaningless.
+    """
+    value = np.arange(HALF_ONE_BITS + 1, dtype=np.uint16).view(np.float16).astype(np.float64)
+    anchors = np.linspace(0.0, 1.0, len(VIRIDIS))
+    rgba = np.empty((value.size, 4))
+    for c in range(3):
+        rgba[:, c] = np.interp(value, anchors, [rgb[c] for rgb in VIRIDIS])
+    xs, alphas = zip(*_ALPHA_AT, strict=True)
+    rgba[:, 3] = np.interp(value, xs, alphas)
+    rgba[value < floor, 3] = 0.0
+    lut = vtkLookupTable()
+    lut.SetTableRange(-0.5, HALF_ONE_BITS + 0.5)
+    table = numpy_to_vtk(np.rint(rgba * 255).astype(np.uint8), deep=True)  # type: ignore[no-untyped-call]
+    lut.SetTable(table)
+    lut.SetBelowRangeColor(0.0, 0.0, 0.0, 0.0)
+    lut.SetAboveRangeColor(0.0, 0.0, 0.0, 0.0)
+    lut.UseBelowRangeColorOn()
+    lut.UseAboveRangeColorOn()
     return lut

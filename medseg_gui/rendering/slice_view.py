@@ -2,10 +2,14 @@
 
 ``volume -> vtkImageReslice -> vtkImageActor`` (window/level on the image property) and
 ``labels -> vtkImageReslice (nearest) -> vtkImageMapToColors -> vtkImageActor`` on top, plus
-crosshair lines and orientation letters. The renderer's world coordinates are the view
-coordinates of :mod:`medseg_gui.rendering.slicing` with the current slice at ``Z = 0``; the
-camera looks down ``-Z`` with ``+Y`` up, so the radiological convention comes from the
-:class:`~medseg_gui.rendering.slicing.SliceLayout`, never from the camera.
+crosshair lines and orientation letters. The AI's probability (optional, off by default) is a
+second layer of the same shape under the labels, with its own colour table and opacity; while
+it is off its reslice is neither moved with the slice nor run, so scrolling costs what it did.
+
+The renderer's world coordinates are the view coordinates of :mod:`medseg_gui.rendering.slicing`
+with the current slice at ``Z = 0``; the camera looks down ``-Z`` with ``+Y`` up, so the
+radiological convention comes from the :class:`~medseg_gui.rendering.slicing.SliceLayout`,
+never from the camera.
 """
 
 from __future__ import annotations
@@ -35,14 +39,15 @@ from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.rendering.imagedata import to_vtk_image, to_vtk_matrix
 from medseg_gui.rendering.label_outline import LabelOutline
-from medseg_gui.rendering.overlay import label_lookup_table
+from medseg_gui.rendering.overlay import label_lookup_table, probability_lookup_table
 from medseg_gui.rendering.scale_bar import ScaleBar
 from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
 
 CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3, 1.0, 0.3),
                    Orientation.SAGITTAL: (0.4, 0.6, 1.0)}
 # Actors above the image, towards the camera (mm in view Z); parallel projection ignores it.
-_LABEL_Z, _CROSS_Z, _CAMERA_Z = 0.5, 1.0, 1000.0
+# The probability lies under the labels, so that a segment's outline stays crisp on top of it.
+_PROBABILITY_Z, _LABEL_Z, _CROSS_Z, _CAMERA_Z = 0.25, 0.5, 1.0, 1000.0
 
 
 class SliceView:
@@ -64,6 +69,7 @@ class SliceView:
         self.zoom = 1.0
         self.pan = (0.0, 0.0)
         self._labels_geometry: Geometry | None = None
+        self._probability_geometry: Geometry | None = None
         self._crosshair = np.zeros(3)
 
         self._reslice = self._make_reslice(linear=True)
@@ -88,6 +94,22 @@ class SliceView:
         self._labels.GetProperty().SetOpacity(0.45)
         self._labels.SetPosition(0.0, 0.0, _LABEL_Z)
         self._labels.VisibilityOff()
+
+        # Nearest-neighbour: the image holds float16 bit patterns (probability_lookup_table).
+        self._probability_reslice = self._make_reslice(linear=False)
+        self._probability_colors = vtkImageMapToColors()
+        self._probability_colors.SetOutputFormatToRGBA()
+        self._probability_colors.SetLookupTable(probability_lookup_table())
+        self._probability_colors.SetInputConnection(self._probability_reslice.GetOutputPort())
+        self.probability_opacity = 0.5
+        self._probability = vtkImageActor()
+        self._probability.GetMapper().SetInputConnection(
+            self._probability_colors.GetOutputPort())
+        self._probability.GetMapper().BorderOn()
+        self._probability.GetProperty().SetInterpolationTypeToNearest()
+        self._probability.GetProperty().SetOpacity(self.probability_opacity)
+        self._probability.SetPosition(0.0, 0.0, _PROBABILITY_Z)
+        self._probability.VisibilityOff()
 
         self._cross_points = vtkPoints()
         self._cross_points.SetNumberOfPoints(4)
@@ -114,7 +136,8 @@ class SliceView:
         self._info.GetTextProperty().SetVerticalJustificationToTop()
         self._info.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
         self._info.SetPosition(0.01, 0.99)
-        for prop in (self._image, self._labels, self._cross, self._info, *self._letters):
+        for prop in (self._image, self._probability, self._labels, self._cross, self._info,
+                     *self._letters):
             self.renderer.AddViewProp(prop)
         self.scale_bar = ScaleBar()
         self.scale_bar.add_to(self.renderer)
@@ -163,6 +186,7 @@ class SliceView:
         self._reslice.SetBackgroundLevel(float(np.min(volume.array)))
         self._configure_output(self._reslice)
         self._configure_output(self._label_reslice)
+        self._configure_output(self._probability_reslice)
         self.zoom, self.pan = 1.0, (0.0, 0.0)
         self._image.VisibilityOn()
         self._cross.VisibilityOn()
@@ -187,6 +211,34 @@ class SliceView:
         self._labels.GetProperty().SetOpacity(self.label_opacity if opacity is None else opacity)
         self._labels.VisibilityOn()
         self._update_slice()
+
+    def set_probability(self, probability: npt.NDArray[np.float16] | None,
+                        geometry: Geometry | None = None) -> None:
+        """Overlay the AI's probability (float16 on ``geometry``) or remove it with ``None``.
+
+        The array is shared with VTK, not copied; values outside ``[0, 1]`` are transparent.
+        """
+        if probability is None or geometry is None or self.volume is None:
+            self._probability_geometry = None
+            self._probability.VisibilityOff()
+            self._probability_reslice.SetInputData(None)  # let the map's memory go
+            return
+        if probability.dtype != np.float16:
+            raise ValueError(f"the probability overlay takes float16, got {probability.dtype}")
+        self._probability_geometry = geometry
+        self._probability_reslice.SetInputData(to_vtk_image(
+            probability.view(np.uint16), geometry, with_direction=False))
+        self._probability.VisibilityOn()
+        self._update_slice()
+
+    @property
+    def probability_shown(self) -> bool:
+        return self._probability_geometry is not None
+
+    def set_probability_opacity(self, opacity: float) -> None:
+        """The probability layer's opacity (0..1), independent of the labels'."""
+        self.probability_opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._probability.GetProperty().SetOpacity(self.probability_opacity)
 
     def set_label_style(self, opacity: float, outline: bool) -> None:
         """Overlay opacity (0..1) for every segment, and fill (False) or outline (True)."""
@@ -246,6 +298,9 @@ class SliceView:
         if self._labels_geometry is not None:
             lm = self.layout.reslice_matrix(self._labels_geometry, self.slice_index)
             self._label_reslice.SetResliceAxes(to_vtk_matrix(lm))
+        if self._probability_geometry is not None:
+            pm = self.layout.reslice_matrix(self._probability_geometry, self.slice_index)
+            self._probability_reslice.SetResliceAxes(to_vtk_matrix(pm))
         self._update_info()
 
     def _update_info(self) -> None:
