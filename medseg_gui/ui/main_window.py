@@ -30,6 +30,7 @@ from medseg_gui.io.masks import load_mask
 from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import volume_center
 from medseg_gui.rendering.slicing import Orientation, probe
+from medseg_gui.ui.confidence_panel import install_confidence
 from medseg_gui.ui.layouts import ViewLayout
 from medseg_gui.ui.slice_widget import SliceViewWidget, release_vtk_windows
 from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, series_work
@@ -87,6 +88,8 @@ class MainWindow(QMainWindow):
         self._build_workflow()
         self.browser = install_study_browser(self, self.open_series, self.open_path,
                                              self.show_error)
+        # The AI's probability overlay and unsure regions: a dock under the study browser.
+        self.confidence = install_confidence(self)
         install_viewer_options(self)  # layouts, overlay style, auto window, saved geometry
         for widget in self.views.values():
             widget.crosshairRequested.connect(self.set_crosshair)

@@ -195,6 +195,9 @@ class SegmentAction(QObject):
             return
         self.draft = seg
         models = sorted({sg.model for sg in seg.segments if sg.model})
+        if job.probability is not None:  # the overlay and region list of this draft
+            self.window.confidence.set_draft(job.probability, seg, job.report,
+                                             ", ".join(models) or "the AI model")
         by = f" by {', '.join(models)}" if models else ""
         outside = f" (WARNING: {job.report['warning']})" if job.report.get("warning") else ""
         if not self._checked:
