@@ -1,8 +1,10 @@
-"""``medseg-gui [PATH] [--labels MASK] [--segment] [--screenshot OUT.png]``: the application.
+"""``medseg-gui [PATH] [--labels MASK] [--segment] [--confidence] [--screenshot OUT.png]``.
 
 With no PATH it opens the bundled demo study and segments it with the default model (the AI
 draft a radiologist would start correcting from); the demo's reference contour opens with
-``--labels resources/demo/STS_008/dicom/mask/RS.dcm`` or File > Open labels.
+``--labels resources/demo/STS_008/dicom/mask/RS.dcm`` or File > Open labels. ``--confidence``
+turns on the AI confidence overlay and selects the largest low-confidence region, whose centroid
+the views then show.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="a label image (.nii.gz, .nrrd, ...) to overlay")
     p.add_argument("--segment", action="store_true",
                    help="run the default model once the study is open (the demo does)")
+    p.add_argument("--confidence", action="store_true",
+                   help="show the AI confidence overlay once segmented, at the largest "
+                   "low-confidence region")
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render, save the whole window to OUT.png and exit")
     p.add_argument("--size", default=None,
@@ -70,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if segment:  # the first study only
         window.studyLoaded.connect(lambda _v: action.start(),
                                    Qt.ConnectionType.SingleShotConnection)
+    if args.confidence:  # the draft shows it as soon as it is applied
+        window.confidence.action.setChecked(True)
+        action.segmented.connect(lambda _s: window.confidence.table.selectRow(0),
+                                 Qt.ConnectionType.SingleShotConnection)
 
     status = {"rc": 0}
     if headless:
