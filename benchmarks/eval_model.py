@@ -13,7 +13,7 @@ With ``--write`` the ONNX Runtime figures are stored under ``metrics`` in ``mode
 ONNX and weights files, and so their hashes, are unchanged).
 
 Usage: python benchmarks/eval_model.py [--model engines/sts-tumour-unet/1.1.0]
-       [--data ../shared/data] [--threads 2] [--write]
+       [--data ../shared/data] [--threads 2] [--write | --cases STS_008 STS_013 ...]
 """
 
 from __future__ import annotations
@@ -57,14 +57,19 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store the figures in model.json")
+    ap.add_argument("--cases", nargs="+", metavar="CASE",
+                    help="score these sarcoma cases instead of the card's validation cases "
+                         "(an older model on a newer model's validation split)")
     args = ap.parse_args()
+    if args.write and args.cases:
+        ap.error("--write stores the card's own validation figures: leave out --cases")
     torch.set_num_threads(args.threads)
     card = load_card(args.model)
     card.verify(weights=True)
     data = Path(args.data)
     cases = {c: (data / "ibsi_sts" / "nifti" / c / "CT_image.nii.gz",
                  data / "ibsi_sts" / "nifti" / c / "CT_mask.nii.gz")
-             for c in card.training["split"]["validation"]}
+             for c in args.cases or card.training["split"]["validation"]}
     lung = ("ibsi_lung", (data / "ibsi_lung" / "nifti" / "image" / "phantom.nii.gz",
                           data / "ibsi_lung" / "nifti" / "mask" / "mask.nii.gz"))
     backends = {"onnxruntime": onnx_predictor(card, threads=args.threads),
