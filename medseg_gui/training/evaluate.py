@@ -28,7 +28,6 @@ from medseg_gui.core.resample import resample_array
 from medseg_gui.inference.model_card import ModelCard, Normalisation
 from medseg_gui.inference.network import TumourProbability
 from medseg_gui.training.data import PreparedCase, prepare_arrays
-from medseg_gui.training.sampling import normalise
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -48,12 +47,11 @@ def predict_probability(
     device: torch.device | str = "cpu",
 ) -> npt.NDArray[np.float32]:
     """Tumour probability on the grid of ``image_hu`` (already at the model spacing)."""
-    low = (norm.low - norm.mean) / norm.std
-    x = torch.from_numpy(normalise(image_hu, norm))[None, None].to(device)
+    x = torch.from_numpy(norm.apply(image_hu))[None, None].to(device)
     with torch.inference_mode():
         prob = sliding_window_inference(
             x, tuple(int(r) for r in roi), batch, predictor, overlap=overlap, mode=blend,
-            padding_mode="constant", cval=low,
+            padding_mode="constant", cval=norm.pad_value,
         )
     assert isinstance(prob, torch.Tensor)
     return np.asarray(prob[0, 0].float().cpu().numpy(), dtype=np.float32)
