@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.editing.base import spacing_kji
 from medseg_gui.editing.brush import BrushSettings, BrushStroke
 from medseg_gui.editing.constraints import PaintConstraint
 from medseg_gui.editing.editor import SegmentEditor
-from medseg_gui.editing.effort import dice
 from medseg_gui.editing.interpolate import fill_between_slices
 from medseg_gui.io.imagefile import read_image
 

@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.model_card import load_card
 from medseg_gui.training.interactive_data import shared_sources
 from medseg_gui.training.interactive_eval import (
     ObjectScore,
-    dice,
     evaluate_object,
     region_centre,
     summarise,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
 from medseg_gui.core import Geometry, Segment, Segmentation, SegmentSource, Volume
 from medseg_gui.core.paths import cache_dir, data_dir
-from medseg_gui.core.progress import Cancelled, check, scaled
+from medseg_gui.core.progress import Cancelled, TerminalProgress, check, scaled
 from medseg_gui.io.imagefile import read_image
 from medseg_gui.resources import DEMO_MASK
 
@@ -100,6 +102,34 @@ def test_progress_protocol() -> None:
     assert seen == [0.75]
     with pytest.raises(Cancelled):
         check(sub, 1.0, "end")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress() -> None:
+    log = io.StringIO()
+    printer = TerminalProgress(log, log=True)
+    assert printer(0.25, "step 1") and printer(2.0, "step 2")
+    lines = log.getvalue().splitlines()
+    assert [ln.split("] ")[1] for ln in lines] == ["step 1", "step 2"]
+    assert lines[0].startswith("[ 25.0%") and lines[1].startswith("[100.0%")
+
+    pipe = io.StringIO()
+    assert TerminalProgress(pipe)(0.5, "windows")  # not a terminal, not a log: silent
+    assert pipe.getvalue() == ""
+
+    tty = _Terminal()
+    in_place = TerminalProgress(tty)
+    in_place(0.1, "a long first message")
+    in_place(0.2, "short")
+    drawn = tty.getvalue().split("\r")
+    assert len(drawn[1]) == len(drawn[2])  # the shorter line covers the longer one
+    assert drawn[2].rstrip().endswith("] short")
+    in_place.clear()
+    assert tty.getvalue().endswith("\r" + " " * len(drawn[2].rstrip()) + "\r")
 
 
 def test_medseg_home(medseg_home) -> None:  # type: ignore[no-untyped-def]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.editing.base import Change, ViewAxis, spacing_kji
 from medseg_gui.editing.editor import SegmentEditor
-from medseg_gui.editing.effort import dice
 from medseg_gui.editing.interpolate import fill_between_slices
 from medseg_gui.editing.morphology import (
     closing,

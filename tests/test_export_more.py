@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_seg import source_files
@@ -35,10 +36,6 @@ def sts(shared_data: Path) -> tuple[Volume, Segmentation]:
     return ct, Segmentation(lm, ct.geometry, segs)
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
-
-
 def test_rtstruct_round_trip(sts: tuple[Volume, Segmentation], tmp_path: Path) -> None:
     from medseg_gui.io.rtstruct import read_rtstruct
 
@@ -50,7 +47,7 @@ def test_rtstruct_round_trip(sts: tuple[Volume, Segmentation], tmp_path: Path) -
     back = read_rtstruct(out, ct.geometry, frame_of_reference_uid=ct.info.frame_of_reference_uid)
     assert [s.name for s in back.segmentation.segments] == ["GTV", "Dense"]
     for s in seg.segments:
-        assert _dice(seg.mask(s.label), back.segmentation.mask(s.label)) >= 0.95
+        assert dice(seg.mask(s.label), back.segmentation.mask(s.label)) >= 0.95
     with pytest.raises(LoadError, match="exists"):
         write_rtstruct(seg, source_files(ct), out)
 
@@ -127,7 +124,7 @@ def test_cli_export_every_format(sts: tuple[Volume, Segmentation], tmp_path: Pat
         tol = 0 if fmt != "rtstruct" else 1
         for s in seg.segments:
             if tol:
-                assert _dice(back.mask(s.label), seg.mask(s.label)) >= 0.95
+                assert dice(back.mask(s.label), seg.mask(s.label)) >= 0.95
             else:
                 assert np.array_equal(back.mask(s.label), seg.mask(s.label))
     if fmt in ("nifti", "dicom-seg", "report"):  # a second run refuses to overwrite

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.inference.model_card import load_card
 from medseg_gui.inference.network import build_network
 from medseg_gui.training.config import TrainConfig
@@ -22,7 +23,7 @@ from medseg_gui.training.consistency import rampup, strong_view
 from medseg_gui.training.data import PREPARED_NAME, prepare_arrays, save_case
 from medseg_gui.training.export import TUMOUR, write_model
 from medseg_gui.training.finetune import FinetuneConfig, finetune, validation_cases
-from medseg_gui.training.jobs import JobStatus, python_job
+from medseg_gui.training.jobs import python_job
 from medseg_gui.training.registry import ModelRegistry, PromotionRefused
 from medseg_gui.training.sampling import Recipe
 
@@ -162,7 +163,7 @@ def test_command_job_can_be_cancelled(setup: dict[str, Path]) -> None:
     while "step" not in job.state().message and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "step" in job.state().message, job.state()
-    assert job.cancel(grace_s=5).status is JobStatus.STOPPED
+    assert job.cancel(grace_s=5).status is JobStatus.CANCELLED
     assert not (setup["root"] / "models" / "tiny" / "1.0.4" / "model.json").exists()
 
 

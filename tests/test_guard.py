@@ -141,7 +141,8 @@ def test_cli_warns_exits_3_and_writes_nothing_unless_forced(shared_data: Path,
 
 
 def test_worker_stops_before_the_model_runs_unless_confirmed(lung: Volume) -> None:
-    from medseg_gui.inference.worker import InferenceWorker, JobStatus
+    from medseg_gui.core.jobs import JobStatus
+    from medseg_gui.inference.worker import InferenceWorker
 
     card = resolve_model()
     worker = InferenceWorker()

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.inference.confidence import HIGH, LOW, UncertainRegion, uncertain_regions
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.inference.pipeline import segment
 from medseg_gui.inference.torch_backend import TorchBackend
-from medseg_gui.inference.worker import InferenceWorker, JobStatus
+from medseg_gui.inference.worker import InferenceWorker
 from tests.test_inference import ct_like, make_card
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from medseg_gui.training.jobs import Job, JobState, JobStatus, parse_progress, print_progress
+from medseg_gui.core.jobs import JobStatus
+from medseg_gui.training.jobs import Job, JobState, parse_progress, print_progress
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="jobs use POSIX process groups")
 
@@ -78,7 +79,7 @@ def test_cancel_kills_child_and_grandchild() -> None:
     assert child is not None and not _gone(grandchild) and not _gone(child)
     t0 = time.monotonic()
     st = job.cancel(grace_s=0.5)
-    assert st.status is JobStatus.STOPPED and time.monotonic() - t0 < 10
+    assert st.status is JobStatus.CANCELLED and time.monotonic() - t0 < 10
     assert st.returncode == -signal.SIGKILL and st.error == ""
     _until(lambda: _gone(grandchild) and _gone(child))
 
@@ -100,7 +101,7 @@ def test_pause_stops_progress_and_resume_continues() -> None:
     n = int(frozen.split()[1])
     _until(lambda: int(job.state().message.split()[1]) > n + 5)
     job.pause()  # cancel also works on a paused job
-    assert job.cancel(grace_s=2).status is JobStatus.STOPPED
+    assert job.cancel(grace_s=2).status is JobStatus.CANCELLED
 
 
 def test_crash_reported_with_stderr_tail() -> None:
@@ -120,4 +121,4 @@ def test_killed_child_and_unstarted_cancel() -> None:
     assert job.wait(30) is JobStatus.ERROR
     assert "killed by SIGKILL" in job.state().error
     idle = _py("pass")
-    assert idle.cancel().status is JobStatus.STOPPED and idle.pid is None
+    assert idle.cancel().status is JobStatus.CANCELLED and idle.pid is None

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from medseg_gui.core.segmentation import NEOPLASM, SegmentSource
-from medseg_gui.inference.model_card import LabelInfo, ModelCard, list_models, load_card
+from medseg_gui.inference.model_card import (
+    LabelInfo,
+    ModelCard,
+    Normalisation,
+    list_models,
+    load_card,
+)
 from medseg_gui.inference.network import (
     TumourProbability,
     build_network,
@@ -60,3 +67,16 @@ def test_tampered_or_missing_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(LoadError, match="malformed model card"):
         load_card(tmp_path)
+
+
+@pytest.mark.parametrize("norm", [Normalisation(), Normalisation(-160.0, 240.0, 40.0, 200.0),
+                                  Normalisation(-1000.3, 1333.7, 166.7, 1166.99)])
+def test_the_one_normalisation(norm: Normalisation) -> None:
+    rng = np.random.default_rng(20)
+    for hu in (rng.integers(-2000, 3000, (6, 7, 8)).astype(np.int16), rng.normal(0, 800, 50)):
+        out = norm.apply(hu)
+        # float32 arithmetic throughout, as training, validation and inference always computed it
+        x = np.clip(hu.astype(np.float32), np.float32(norm.low), np.float32(norm.high))
+        assert out.dtype == np.float32 and np.array_equal(
+            out, (x - np.float32(norm.mean)) / np.float32(norm.std))
+    assert norm.apply(np.array([-5000.0]))[0] == pytest.approx(norm.pad_value, abs=1e-6)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from medseg_gui.cli import main
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
 from medseg_gui.io.label_nifti import read_label_nifti, write_label_nifti
 from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
-from medseg_gui.training.interactive_eval import dice, region_centre
+from medseg_gui.training.interactive_eval import region_centre
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "resources" / "demo" / "STS_008"

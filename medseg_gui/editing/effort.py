@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg_gui.core.metrics import dice
 from medseg_gui.editing.base import LabelArray
 from medseg_gui.editing.history import Edit
 
@@ -50,14 +51,6 @@ class Effort:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def dice(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
-    """Dice coefficient of two boolean masks (1.0 when both are empty)."""
-    sa, sb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    if sa + sb == 0:
-        return 1.0
-    return 2.0 * int(np.count_nonzero(a & b)) / (sa + sb)
 
 
 def active_time(intervals: Iterable[tuple[float, float]], idle_s: float = DEFAULT_IDLE_S) -> float:

@@ -6,7 +6,8 @@ probability ``(B, 1, D, H, W)`` (a promptable model's batch has its prompt chann
 Implementations: :mod:`.tensorrt_backend` (TensorRT engine), :mod:`.onnx_backend` (ONNX
 Runtime, CUDA then CPU execution provider) and :mod:`.torch_backend` (PyTorch from the card's
 safetensors weights, CUDA then CPU). Each is imported only when chosen, so a machine without
-TensorRT or ONNX Runtime can still import this module.
+TensorRT or ONNX Runtime can still import this module. The backends import only
+:mod:`.batch`, never this module (no import circle).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import logging
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
+from medseg_gui.inference.batch import Batch
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.io.errors import LoadError
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 BackendName = Literal["auto", "tensorrt", "onnxruntime", "torch"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "onnxruntime", "torch")
-Batch = npt.NDArray[np.float32] | torch.Tensor
 
 
 @runtime_checkable
@@ -72,12 +71,6 @@ def describe(backend: Backend | Sequence[Backend]) -> str:
 def devices(backends: Sequence[Backend]) -> str:
     """``"cuda:0+cuda:1"``: the devices of a group of backends."""
     return "+".join(b.device for b in backends)
-
-
-def as_tensor(batch: Batch, device: str | torch.device) -> torch.Tensor:
-    """A contiguous float32 torch tensor on ``device`` (no copy when it already is one)."""
-    t = torch.from_numpy(np.ascontiguousarray(batch)) if isinstance(batch, np.ndarray) else batch
-    return t.to(device=device, dtype=torch.float32).contiguous()
 
 
 def cuda_available() -> bool:

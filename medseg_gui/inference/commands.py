@@ -13,20 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from medseg_gui.core.progress import TerminalProgress
 from medseg_gui.inference.backend import BACKENDS
 from medseg_gui.io.errors import LoadError
 
 EXIT_OUTSIDE_USE = 3
-
-
-def terminal_progress(fraction: float, message: str) -> bool:
-    """A progress bar on stderr when it is a terminal; silent otherwise. Never cancels."""
-    if sys.stderr.isatty():
-        filled = int(fraction * 30)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% "
-                         f"{message[:38]:<38}")
-        sys.stderr.flush()
-    return True
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -45,15 +36,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.probability and Path(args.probability).exists() and not args.force:
         raise LoadError(args.probability, "output exists; pass --force to overwrite it")
     card = resolve_model(args.model)
-    volume = load_volume(args.input, progress=terminal_progress)
+    progress = TerminalProgress()
+    volume = load_volume(args.input, progress=progress)
     use = intended_use(card)
 
     def outside(reasons: list[str]) -> bool:
         """Print the warning line; True when that ends the command (no --force)."""
         if not reasons or use is None:
             return False
-        if sys.stderr.isatty():
-            sys.stderr.write("\r" + " " * 78 + "\r")
+        progress.clear()
         then = ("segmented anyway (--force)" if args.force else
                 "no mask written; pass --force to segment it anyway, or outline the lesion "
                 "with `medseg prompt`")
@@ -67,7 +58,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                              gpus=args.gpus)
     try:
         result = segment(volume, card, backends, batch_size=args.batch,
-                         skip_air=not args.no_skip_air, progress=terminal_progress)
+                         skip_air=not args.no_skip_air, progress=progress)
     except InferenceError as exc:
         raise LoadError(args.input, str(exc)) from exc
     finally:
@@ -80,8 +71,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.probability:
         prob = result.probability.astype(np.float32)  # NIfTI readers rarely take float16
         write_image(Volume(prob, seg.geometry, info=volume.info), Path(args.probability))
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 78 + "\r")
+    progress.clear()
     ml = sum(seg.volumes_ml().values())
     print(f"wrote {out}: {ml:.1f} ml segmented by {card.ref}; {result.summary()}")
     return 0

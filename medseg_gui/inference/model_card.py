@@ -23,6 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.segmentation import CodedConcept, Segment, SegmentSource
 from medseg_gui.io.errors import LoadError
@@ -33,12 +36,38 @@ SCHEMA = 1
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Intensity normalisation: clip to ``[low, high]`` then ``(x - mean) / std``."""
+    """Intensity normalisation: clip to ``[low, high]`` then ``(x - mean) / std``.
+
+    The one implementation of it: training, validation, fine-tuning and both inference pipelines
+    call :meth:`apply`, and pad with :attr:`pad_value`.
+    """
 
     low: float = -1000.0
     high: float = 1000.0
     mean: float = 0.0
     std: float = 1000.0
+
+    def apply(self, array: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """``array`` (HU) clipped and normalised, computed in float32.
+
+        Parameters
+        ----------
+        array
+            Intensities in HU, any shape and numeric dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new float32 array of the same shape.
+        """
+        x = np.clip(np.asarray(array, dtype=np.float32), self.low, self.high)
+        out: npt.NDArray[np.float32] = (x - np.float32(self.mean)) / np.float32(self.std)
+        return out.astype(np.float32, copy=False)
+
+    @property
+    def pad_value(self) -> float:
+        """``low`` normalised: what a window reaching past the image is filled with (air)."""
+        return (self.low - self.mean) / self.std
 
 
 @dataclass(frozen=True)

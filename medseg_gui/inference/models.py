@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from medseg_gui import resources
 from medseg_gui.inference.model_card import ModelCard, list_models, load_card
+from medseg_gui.inference.versions import version_key
 from medseg_gui.io.errors import LoadError
 
 DEFAULT_MODEL = "sts-tumour-unet"
@@ -18,14 +18,11 @@ def engines_dir() -> Path:
     return resources.engines_dir()
 
 
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
-
-
 def resolve_model(spec: str | None = None, folder: str | Path | None = None) -> ModelCard:
     """The verified card for ``spec``: ``ID``, ``ID:VERSION`` or a model folder's path.
 
-    Without a version the highest one is taken. Raises :class:`LoadError` naming what exists.
+    Without a version the newest one is taken, in the order of :mod:`.versions` (the registry's
+    order too). Raises :class:`LoadError` naming what exists.
     """
     spec = spec or DEFAULT_MODEL
     as_path = Path(spec)
@@ -39,5 +36,5 @@ def resolve_model(spec: str | None = None, folder: str | Path | None = None) -> 
     if not cards:
         known = ", ".join(c.ref for c in list_models(root)) or "none"
         raise LoadError(root, f"no model {spec!r} here (models found: {known})")
-    best = max(cards, key=lambda c: _version_key(c.version))
+    best = max(cards, key=lambda c: version_key(c.version))
     return load_card(best.folder)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg_gui.inference.backend import Batch, as_tensor
+from medseg_gui.inference.batch import Batch, as_tensor
 from medseg_gui.inference.model_card import ModelCard
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from medseg_gui.core.progress import Progress, no_progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.backend import Backend, cpu_fallback, describe, devices
-from medseg_gui.inference.model_card import ModelCard, Normalisation
+from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.inference.sliding import (
     Lane,
     Predict,
@@ -98,18 +98,11 @@ def model_geometry(study: Geometry, card: ModelCard) -> Geometry:
                     origin=tuple(direction @ lo), direction=tuple(direction.ravel()))
 
 
-def normalise(array: npt.NDArray[Any], norm: Normalisation) -> npt.NDArray[np.float32]:
-    """Clip to ``[low, high]``, then ``(x - mean) / std``, in float32."""
-    x = np.clip(array.astype(np.float32, copy=False), norm.low, norm.high)
-    out: npt.NDArray[np.float32] = ((x - np.float32(norm.mean)) / np.float32(norm.std))
-    return out.astype(np.float32, copy=False)
-
-
 def prepare(volume: Volume, card: ModelCard) -> tuple[Volume, npt.NDArray[np.float32]]:
     """The study on the model grid (HU) and its normalised float32 array."""
     grid = model_geometry(volume.geometry, card)
     on_grid = volume if grid is volume.geometry else volume.resample(grid, interpolation="linear")
-    return on_grid, normalise(on_grid.array, card.normalisation)
+    return on_grid, card.normalisation.apply(on_grid.array)
 
 
 def segment(
@@ -200,7 +193,6 @@ def _slide(backends: list[Backend], card: ModelCard, image: npt.NDArray[np.float
         x, predict = host.to(backends[0].device), backends[0].run
     else:  # one lane per GPU: each copies the slab its windows cover
         x, predict = host, [Lane(torch.device(b.device), b.run) for b in backends]
-    norm = card.normalisation
     return sliding_window_probability(
         x, predict, card.roi_size, overlap=card.overlap, blend=card.blend,
         batch_size=min(batch_size, *(b.max_batch for b in backends)),
@@ -208,4 +200,4 @@ def _slide(backends: list[Backend], card: ModelCard, image: npt.NDArray[np.float
         # a study shorter than the window is padded as training and validation pad it: with
         # the normalised low end of the window, not 0 (0.0 dropped an 18-slice demo crop's Dice
         # from 0.499 to 0.061, issue 20)
-        pad_value=(norm.low - norm.mean) / norm.std, progress=progress)
+        pad_value=card.normalisation.pad_value, progress=progress)

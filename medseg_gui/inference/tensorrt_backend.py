@@ -25,7 +25,7 @@ import numpy.typing as npt
 import torch
 
 from medseg_gui.core.atomic import write_bytes
-from medseg_gui.inference.backend import Batch
+from medseg_gui.inference.batch import Batch
 from medseg_gui.inference.engine_cache import EngineKey, load_or_build
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.io.errors import LoadError

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medseg_gui.inference.backend import Batch, as_tensor
+from medseg_gui.inference.batch import Batch, as_tensor
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.inference.network import TumourProbability, build_network, load_weights
 from medseg_gui.io.errors import LoadError

@@ -32,7 +32,6 @@ import queue
 import time
 import traceback
 from dataclasses import dataclass, field
-from enum import StrEnum
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
@@ -41,18 +40,10 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.core.segmentation import Segment, Segmentation
 
 CANCEL_GRACE_S = 5.0
-
-
-class JobStatus(StrEnum):
-    SUBMITTED = "submitted"
-    RUNNING = "running"
-    DONE = "done"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    OUTSIDE_USE = "outside intended use"
 
 
 @dataclass
@@ -81,8 +72,7 @@ class SegmentJob:
 
     @property
     def finished(self) -> bool:
-        return self.status in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED,
-                               JobStatus.OUTSIDE_USE)
+        return self.status.finished
 
 
 def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:

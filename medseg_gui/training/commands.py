@@ -11,19 +11,11 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from medseg_gui.core.progress import TerminalProgress
 from medseg_gui.io.errors import LoadError
-
-_START = time.perf_counter()
-
-
-def _print_progress(fraction: float, message: str) -> bool:
-    elapsed = time.perf_counter() - _START
-    print(f"[{fraction * 100:5.1f}% {elapsed:6.0f}s] {message}", flush=True)
-    return True
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -74,11 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from medseg_gui.training.config import DEFAULT_NORMALISATION
     from medseg_gui.training.data import prepare_folder
 
+    progress = TerminalProgress(sys.stdout, log=True)  # a log: every report is a line
     if args.prepare:
         norm = DEFAULT_NORMALISATION
         low, high = args.clip or (norm.low, norm.high)
         done = prepare_folder(args.data, args.prepare, args.spacing, (low, high),
-                              _print_progress, command=_command_line(args))
+                              progress, command=_command_line(args))
         print(f"prepared {len(done.cases)} cases in {done.folder} (data sha256 "
               f"{done.data_sha256[:16]}...)")
         return 0
@@ -86,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise LoadError(Path("."), "--out engines/<model-id>/<version> is required")
     from medseg_gui.training.trainer import train
 
-    card = train(config_from_args(args), _print_progress)
+    card = train(config_from_args(args), progress)
     mean = card.metrics["validation_dice"]["mean"]
     print(f"wrote {card.folder}: model {card.ref}, mean validation Dice {mean:.3f}")
     return 0

@@ -21,7 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.training.data import PreparedCase
-from medseg_gui.training.sampling import normalise, pad_to
+from medseg_gui.training.sampling import pad_to
 
 BODY_HU = -150.0  # above the -200 HU clip (air), below fat (about -100 HU)
 
@@ -65,8 +65,7 @@ def unlabeled_loader(cases: list[PreparedCase], card: ModelCard, samples_per_cas
                      cases_per_batch: int, workers: int) -> DataLoader:
     """Body-centred random patches of unlabelled cases with random flips (the weak view)."""
     norm, roi = card.normalisation, card.roi_size
-    low = (norm.low - norm.mean) / norm.std
-    items = [{"image": pad_to(normalise(c.image, norm), roi, low)[None],
+    items = [{"image": pad_to(norm.apply(c.image), roi, norm.pad_value)[None],
               "body": pad_to(c.image > BODY_HU, roi, 0).astype("float32")[None]}
              for c in cases]
     keys = ("image", "body")

@@ -3,9 +3,9 @@
 This mirrors what the app does with a model card: normalise, run overlapping windows of
 ``roi_size`` blended with the card's weights (MONAI ``sliding_window_inference``), resample the
 tumour probability linearly back onto the study's own grid, threshold it, and compare with the
-reference mask there (MONAI ``compute_dice``). A predictor is any ``(B, 1, D, H, W) ->
-(B, 1, D, H, W)`` probability function: the PyTorch head during training, ONNX Runtime for the
-exported model.
+reference mask there (:func:`~medseg_gui.core.metrics.dice`). A predictor is any
+``(B, 1, D, H, W) -> (B, 1, D, H, W)`` probability function: the PyTorch head during training,
+ONNX Runtime for the exported model.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from monai.inferers.utils import sliding_window_inference
-from monai.metrics.meandice import compute_dice
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.core.resample import resample_array
 from medseg_gui.inference.model_card import ModelCard, Normalisation
 from medseg_gui.inference.network import TumourProbability
 from medseg_gui.training.data import PreparedCase, prepare_arrays
-from medseg_gui.training.sampling import normalise
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -48,23 +47,14 @@ def predict_probability(
     device: torch.device | str = "cpu",
 ) -> npt.NDArray[np.float32]:
     """Tumour probability on the grid of ``image_hu`` (already at the model spacing)."""
-    low = (norm.low - norm.mean) / norm.std
-    x = torch.from_numpy(normalise(image_hu, norm))[None, None].to(device)
+    x = torch.from_numpy(norm.apply(image_hu))[None, None].to(device)
     with torch.inference_mode():
         prob = sliding_window_inference(
             x, tuple(int(r) for r in roi), batch, predictor, overlap=overlap, mode=blend,
-            padding_mode="constant", cval=low,
+            padding_mode="constant", cval=norm.pad_value,
         )
     assert isinstance(prob, torch.Tensor)
     return np.asarray(prob[0, 0].float().cpu().numpy(), dtype=np.float32)
-
-
-def dice(pred: npt.NDArray[Any], ref: npt.NDArray[Any]) -> float:
-    """Dice of two binary masks (MONAI ``compute_dice``); 1.0 when both are empty."""
-    p = torch.from_numpy(np.asarray(pred, dtype=np.float32))[None, None]
-    r = torch.from_numpy(np.asarray(ref, dtype=np.float32))[None, None]
-    value = compute_dice(p, r, include_background=True, ignore_empty=False)
-    return float(value.reshape(-1)[0])
 
 
 def evaluate_case(case: PreparedCase, predictor: Predictor, card: ModelCard,

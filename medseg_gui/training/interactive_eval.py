@@ -23,6 +23,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.metrics import dice
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.backend import Backend
 from medseg_gui.inference.interactive import predict
@@ -31,12 +32,6 @@ from medseg_gui.inference.prompts import Prompts, box, point
 
 BoolArray = npt.NDArray[np.bool_]
 FULL = np.ones((3, 3, 3), dtype=bool)
-
-
-def dice(a: BoolArray, b: BoolArray) -> float:
-    """Dice of two masks; 1.0 when both are empty."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
 def _box_of(mask: BoolArray, margin: int = 1) -> tuple[slice, ...] | None:

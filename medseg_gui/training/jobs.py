@@ -1,5 +1,8 @@
 """Long jobs (fine-tuning) as subprocesses with a typed status, progress, cancel, pause/resume.
 
+The status is :class:`~medseg_gui.core.jobs.JobStatus`, shared with the inference worker; a job
+the user cancels ends ``CANCELLED``.
+
 The child runs in its own session (``start_new_session=True``), so its process group holds it and
 everything it starts (data-loader workers, ``torchrun`` ranks): cancel signals the whole group
 (SIGTERM, then SIGKILL after a grace period), pause and resume send SIGSTOP/SIGCONT to it. Pausing
@@ -26,27 +29,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
+from medseg_gui.core.jobs import JobStatus
+
 PROGRESS_PREFIX = "PROGRESS "
 STDERR_TAIL = 20
-
-
-class JobStatus(StrEnum):
-    """Life cycle: SUBMITTED -> RUNNING (<-> PAUSED) -> DONE | ERROR | STOPPED."""
-
-    SUBMITTED = "submitted"
-    RUNNING = "running"
-    PAUSED = "paused"
-    DONE = "done"
-    ERROR = "error"
-    STOPPED = "stopped"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.DONE, JobStatus.ERROR, JobStatus.STOPPED)
 
 
 @dataclass(frozen=True)
@@ -189,12 +178,12 @@ class Job:
     def cancel(self, grace_s: float = 5.0) -> JobState:
         """Stop the job and everything it started: SIGTERM to the group, SIGKILL after ``grace_s``.
 
-        Returns the final state (``STOPPED``, or ``DONE``/``ERROR`` if it had already ended).
+        Returns the final state (``CANCELLED``, or ``DONE``/``ERROR`` if it had already ended).
         """
         with self._lock:
             if self._proc is None or self._status.finished:
                 if self._status is JobStatus.SUBMITTED:
-                    self._set(status=JobStatus.STOPPED, finished=time.time())
+                    self._set(status=JobStatus.CANCELLED, finished=time.time())
                 return self.state()
             self._cancelled = True
             self._signal(signal.SIGTERM)
@@ -233,7 +222,7 @@ class Job:
         if self._log is not None:
             self._log.close()
         if self._cancelled:
-            status, error = JobStatus.STOPPED, ""
+            status, error = JobStatus.CANCELLED, ""
         elif rc == 0:
             status, error = JobStatus.DONE, ""
         else:

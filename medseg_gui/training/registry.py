@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import ModelCard, list_models, load_card
+from medseg_gui.inference.versions import version_key
 from medseg_gui.io.errors import LoadError
 from medseg_gui.resources import ENGINES
 
@@ -39,11 +39,6 @@ except ImportError:  # pragma: no cover
 # Shipped models: engines/ of the checkout or of the frozen bundle (see medseg_gui.resources).
 SHIPPED_ENGINES = ENGINES
 STATE_FILE = "registry.json"
-
-
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    """Natural order: ``1.10.0`` after ``1.9.0``."""
-    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+_]", version))
 
 
 @dataclass(frozen=True)
@@ -113,13 +108,13 @@ class ModelRegistry:
 
     # -- versions ----------------------------------------------------------------------------
     def versions(self, model_id: str | None = None) -> list[ModelVersion]:
-        """All versions (of ``model_id``), by model id then natural version order."""
+        """All versions (of ``model_id``), by model id then :mod:`..inference.versions` order."""
         found: dict[str, ModelVersion] = {}
         for origin, folder in (("shipped", self.shipped), ("user", self.user)):
             for card in list_models(folder) if folder.is_dir() else []:
                 if model_id in (None, card.model_id):
                     found.setdefault(card.ref, ModelVersion(card, origin))
-        return sorted(found.values(), key=lambda v: (v.model_id, _version_key(v.version)))
+        return sorted(found.values(), key=lambda v: (v.model_id, version_key(v.version)))
 
     def find(self, ref: str) -> ModelVersion:
         """The version ``"model-id:version"``; :class:`LoadError` when there is none."""

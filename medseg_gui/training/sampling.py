@@ -72,12 +72,6 @@ class Recipe:
                    (float(zoom[0]), float(zoom[1])) if zoom else None)
 
 
-def normalise(hu: npt.NDArray[Any], norm: Normalisation) -> npt.NDArray[np.float32]:
-    """The card's intensity normalisation: clip to ``[low, high]``, then ``(x - mean) / std``."""
-    x = np.clip(np.asarray(hu, dtype=np.float32), norm.low, norm.high)
-    return np.asarray((x - norm.mean) / norm.std, dtype=np.float32)
-
-
 def pad_to(array: npt.NDArray[Any], roi: Sequence[int], value: float) -> npt.NDArray[Any]:
     """Pad a ``(D, H, W)`` array symmetrically up to at least ``roi`` with ``value``."""
     pads = [(max(r - n, 0) // 2, max(r - n, 0) - max(r - n, 0) // 2)
@@ -94,9 +88,8 @@ def case_item(case: PreparedCase, norm: Normalisation, roi: Sequence[int],
     With ``bg_min_hu`` background patches are centred only on voxels above that HU (muscle and
     other soft tissue rather than fat or air: the "hard negatives" next to a tumour).
     """
-    low = (norm.low - norm.mean) / norm.std
     item: dict[Hashable, Any] = {
-        "image": pad_to(normalise(case.image, norm), roi, low)[None],
+        "image": pad_to(norm.apply(case.image), roi, norm.pad_value)[None],
         "label": pad_to(case.label, roi, 0).astype(np.float32)[None],
         "case": case.case_id,
     }

@@ -259,8 +259,7 @@ def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, stat
         "train_seconds": round(state.seconds, 1),
         "wall_seconds": round(wall, 1),
         "final_loss": round(sum(state.losses[-50:]) / max(len(state.losses[-50:]), 1), 4),
-        "pad_value_normalised": (cfg.normalisation.low - cfg.normalisation.mean)
-        / cfg.normalisation.std,
+        "pad_value_normalised": cfg.normalisation.pad_value,
         "software": {"torch": torch.__version__, "monai": monai.__version__,
                      "python": platform.python_version()},
         "time_budget_minutes": cfg.minutes or None,

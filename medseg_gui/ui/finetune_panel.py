@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.inference.models import DEFAULT_MODEL, DEFAULT_PROMPT_MODEL
 from medseg_gui.io.errors import LoadError
-from medseg_gui.training.jobs import Job, JobStatus, python_job
+from medseg_gui.training.jobs import Job, python_job
 
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
@@ -183,7 +184,7 @@ class FinetunePanel(QWidget):
         if state.status is JobStatus.DONE:
             self.progress.setValue(1000)
             self.promote(self.new_ref)
-        elif state.status is JobStatus.STOPPED:
+        elif state.status is JobStatus.CANCELLED:
             self._say("Fine-tune cancelled")
         else:
             self._say(f"Fine-tune failed: {state.error.splitlines()[0] if state.error else ''}")

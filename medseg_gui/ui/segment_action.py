@@ -27,11 +27,12 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.inference.model_card import ModelCard, load_card
 from medseg_gui.inference.models import DEFAULT_MODEL, resolve_model
-from medseg_gui.inference.worker import InferenceWorker, JobStatus, SegmentJob
+from medseg_gui.inference.worker import InferenceWorker, SegmentJob
 from medseg_gui.io.errors import LoadError
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 
+from medseg_gui.core.metrics import dice
 from medseg_gui.editing import BrushShape
 from medseg_gui.editing.ai_prompt import prompt_change
 from medseg_gui.rendering.slicing import Orientation
@@ -49,10 +50,6 @@ def tumour_centre() -> tuple[float, float, float]:
     assert reference()[tuple(kji)]
     x, y, z = demo_volume().geometry.index_to_world(kji[::-1].astype(float))
     return float(x), float(y), float(z)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
 
 def at(widget: Any, world: Any) -> QPoint:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from medseg_gui.core.jobs import JobStatus
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import load_card
 from medseg_gui.resources import ENGINES
-from medseg_gui.training.jobs import Job, JobStatus
+from medseg_gui.training.jobs import Job
 from medseg_gui.training.registry import ModelRegistry
 from tests.gui.workflow_helpers import SEGMENT_TIMEOUT_MS, open_demo
 
@@ -50,7 +51,7 @@ def test_finetune_shows_progress_and_cancel_stops_it(qtbot, window):  # type: ig
     assert "step" in panel.label.text()
     assert panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()
     panel.cancel_button.click()
-    qtbot.waitUntil(lambda: job.status is JobStatus.STOPPED, timeout=10_000)
+    qtbot.waitUntil(lambda: job.status is JobStatus.CANCELLED, timeout=10_000)
     assert not Path(f"/proc/{job.pid}").exists() or _process_state(job.pid) == "Z"
     qtbot.waitUntil(lambda: "cancelled" in window.statusBar().currentMessage(), timeout=5_000)
     assert panel.start_button.isEnabled()
@@ -101,7 +102,7 @@ def test_segment_pauses_the_job_and_uses_the_promoted_version(qtbot, window):  #
         assert seg.segments and all(s.model == ref for s in seg.segments)
     finally:
         panel.cancel()
-    assert job.status is JobStatus.STOPPED
+    assert job.status is JobStatus.CANCELLED
 
 
 def test_refused_promotion_keeps_the_active_version(qtbot, window):  # type: ignore[no-untyped-def]
