@@ -30,16 +30,18 @@ def _stderr_progress(fraction: float, message: str) -> bool:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from medseg_gui.io.dicom_index import describe, index_folder
+    from medseg_gui.io.dicom_index import choose_image_series, describe, index_folder
     from medseg_gui.io.loader import load_volume
 
     path = Path(args.path)
     if path.is_dir() and not args.series:
         index = index_folder(path, _stderr_progress)
-        if len(index.image_series()) != 1:
-            # Several series (or none): the tree is the useful answer.
+        if not index.image_series():
+            choose_image_series(index)  # raises the one-line reason
+        if len(index.image_series()) > 1:
+            # Several series: the tree is the useful answer.
             print(json.dumps(describe(index), indent=2))
-            return 0 if index.image_series() else EXIT_BAD_INPUT
+            return 0
     volume = load_volume(path, series_uid=args.series, progress=_stderr_progress)
     print(json.dumps(volume.summary(), indent=2))
     return 0
@@ -48,16 +50,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from medseg_gui.io.imagefile import write_image
     from medseg_gui.io.loader import load_volume
+    from medseg_gui.io.output import check_output
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise LoadError(out, "output exists; pass --force to overwrite it")
+    out = check_output(args.output, force=args.force)
     volume = load_volume(args.path, series_uid=args.series, progress=_stderr_progress)
     write_image(volume, out)
     for w in volume.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out} ({'x'.join(map(str, volume.geometry.size_ijk))} voxels)")
     return 0
+
+
+def _one_line(exc: LoadError | OSError) -> str:
+    """``PATH: problem`` for the error line."""
+    if isinstance(exc, LoadError):
+        return str(exc)
+    return f"{exc.filename or '?'}: {exc.strerror or exc}".replace("\n", " ")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,14 +106,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from medseg_gui.editing.prompt_commands import join_coordinates
 
     args = build_parser().parse_args(join_coordinates(sys.argv[1:] if argv is None else argv))
-    setup_logging(verbose=bool(os.environ.get("MEDSEG_DEBUG")))
+    log = setup_logging(verbose=bool(os.environ.get("MEDSEG_DEBUG")))
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
         return code
-    except LoadError as exc:
+    except BrokenPipeError:
+        # The reader left (``medseg info STUDY | head``): stop quietly, and point stdout at
+        # devnull so that the interpreter's flush at exit does not fail again (Python docs,
+        # "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (LoadError, OSError) as exc:
+        # An OSError here is the system refusing a file (a permission, a full disk, a loop of
+        # links) that no reader turned into a LoadError: still the user's to fix, not a bug.
+        log.error("%s failed", args.command, exc_info=exc)
         if os.environ.get("MEDSEG_DEBUG"):
             raise
-        print(f"medseg: error: {exc}", file=sys.stderr)
+        print(f"medseg: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Cancelled:
         print("medseg: cancelled", file=sys.stderr)

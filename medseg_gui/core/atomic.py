@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so stale temporary files are left alone
+    fcntl = None  # type: ignore[assignment]
+
+# A temporary file this young may belong to a writer that has not locked it yet.
+_GRACE_S = 2.0
 
 
 @contextlib.contextmanager
@@ -18,13 +28,19 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", *,
     the temporary name (writers that pick a format by extension need it). With ``durable`` the
     new bytes and the rename reach the disk before the block returns (fsync of the file, then of
     its folder): for what a power cut must not lose, such as the training queue.
+
+    The temporary file is created with the user's umask (``mkstemp`` would make every output
+    0600) and locked while it is written, so that a later write of the same target can tell the
+    leftovers of a killed writer (unlocked) from a live one's and remove them.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
+    _remove_stale(target, suffix)
+    fd, tmp = _create(target, suffix)
     try:
-        yield Path(tmp)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield tmp
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -32,8 +48,43 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", *,
         if durable:
             fsync_folder(target.parent)
     finally:
+        os.close(fd)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _create(target: Path, suffix: str) -> tuple[int, Path]:
+    """Create ``.<name>.<8 random>.<suffix>`` beside ``target`` with mode 0666 less the umask."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _remove_stale(target: Path, suffix: str) -> None:
+    """Delete temporary files of ``target`` that no live writer holds (a killed export's)."""
+    if fcntl is None:
+        return
+    # Eight random characters: ours (hex) and those of tempfile.mkstemp, used before.
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+    for entry in os.scandir(target.parent):
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < _GRACE_S:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(entry.path)
+        except OSError:
+            pass  # locked: a writer is still at work
+        finally:
+            os.close(fd)
 
 
 def write_bytes(path: str | Path, data: bytes, *, durable: bool = False) -> Path:

@@ -25,7 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 def _vec3(values: Sequence[float] | npt.ArrayLike, name: str) -> tuple[float, float, float]:
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be three finite numbers, got {values!r}")
+        shown = ", ".join(f"{v:g}" for v in arr)  # not np.float64(...) in a user's message
+        raise ValueError(f"{name} must be three finite numbers, got ({shown})")
     return (float(arr[0]), float(arr[1]), float(arr[2]))
 
 
@@ -156,6 +157,6 @@ class Geometry:
             "size_ijk": list(self.size_ijk),
             "spacing": list(self.spacing),
             "origin": list(self.origin),
-            "direction": [list(r) for r in self.direction_matrix],
+            "direction": [[float(v) for v in r] for r in self.direction_matrix],
             "orientation": self.orientation_code(),
         }

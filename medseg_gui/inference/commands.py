@@ -31,10 +31,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from medseg_gui.io.imagefile import write_image
     from medseg_gui.io.loader import load_volume
     from medseg_gui.io.masks import check_mask_output, save_mask
+    from medseg_gui.io.output import check_output
 
     out = check_mask_output(args.output, force=args.force)
-    if args.probability and Path(args.probability).exists() and not args.force:
-        raise LoadError(args.probability, "output exists; pass --force to overwrite it")
+    if args.probability:
+        check_output(args.probability, force=args.force)
     card = resolve_model(args.model)
     progress = TerminalProgress()
     volume = load_volume(args.input, progress=progress)

@@ -106,8 +106,11 @@ class DicomIndex:
         return matches[0]
 
 
-def _list_files(root: Path) -> list[Path]:
+def _list_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files below ``root``, and the entries that cannot even be asked whether they are
+    files (a symbolic-link loop), with the reason."""
     out: list[Path] = []
+    broken: list[tuple[Path, str]] = []
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -118,11 +121,14 @@ def _list_files(root: Path) -> list[Path]:
         for e in entries:
             if e.name.startswith(".") or e.name.upper() == "DICOMDIR":
                 continue
-            if e.is_dir(follow_symlinks=False):
-                stack.append(Path(e.path))
-            elif e.is_file():
-                out.append(Path(e.path))
-    return sorted(out)
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                elif e.is_file():
+                    out.append(Path(e.path))
+            except OSError as exc:
+                broken.append((Path(e.path), f"cannot open ({exc.strerror or exc})"))
+    return sorted(out), broken
 
 
 def read_header(path: Path) -> Dataset | str | None:
@@ -158,8 +164,8 @@ def index_folder(folder: str | Path, progress: Progress = no_progress) -> DicomI
     root = Path(folder)
     if not root.exists():
         raise LoadError(root, "no such file or folder")
-    files = [root] if root.is_file() else _list_files(root)
-    index = DicomIndex(root=root)
+    files, broken = ([root], []) if root.is_file() else _list_files(root)
+    index = DicomIndex(root=root, unreadable=broken)
     groups: dict[tuple[str, str, tuple[float, ...], int, int], list[tuple[Path, Dataset]]] = {}
     frames: dict[tuple[str, str, tuple[float, ...], int, int], int] = {}
     check(progress, 0.0, f"Indexing {len(files)} files")

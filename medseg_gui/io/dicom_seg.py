@@ -35,7 +35,7 @@ from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, Se
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_index import index_folder
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import atomic_output
+from medseg_gui.io.output import atomic_output
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 _MAX_LEN = {"SH": 16, "CS": 16, "AE": 16, "LO": 64}

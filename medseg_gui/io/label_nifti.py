@@ -5,29 +5,23 @@ does) and also records the exact grid. NIfTI keeps its affine in float32, so a r
 only the image would place voxels up to ~1e-5 mm off; when the image's grid agrees with the
 sidecar's to within :data:`GRID_TOL_MM`, the sidecar's float64 values are used and the round trip
 is exact. A NIfTI without a sidecar still opens: every label value found becomes a segment.
-
-This module also holds :func:`atomic_output`, the one way every exporter writes a file: to a
-temporary file in the target folder, renamed over the target only when complete, and refusing to
-replace an existing file unless told to.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-from medseg_gui.core.atomic import atomic_path
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import geometry_of, to_sitk
 from medseg_gui.io.errors import LoadError
+from medseg_gui.io.imagefile import itk_reason, read_itk
+from medseg_gui.io.output import atomic_output, write_text_atomic
 
 SIDECAR_FORMAT = "medseg-labelmap"
 GRID_TOL_MM = 1e-3
@@ -35,29 +29,6 @@ _PALETTE = [
     (230, 80, 60), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
 ]
-
-
-@contextmanager
-def atomic_output(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
-    Raises
-    ------
-    LoadError
-        ``path`` exists and ``overwrite`` is false.
-    """
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise LoadError(p, "output exists; pass --force (overwrite=True) to replace it")
-    with atomic_path(p, ".part") as tmp:
-        yield tmp
-
-
-def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = False) -> Path:
-    """Write a text file through :func:`atomic_output`."""
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -102,17 +73,13 @@ def write_label_nifti(seg: Segmentation, path: str | Path, *, overwrite: bool = 
         "segments": seg.table_dict(),
     }
     image = to_sitk(seg.labelmap, seg.geometry)
-    with atomic_output(p, overwrite=overwrite) as tmp:
-        # SimpleITK picks the writer from the suffix, so name the temporary file like the target.
-        real_tmp = tmp.with_name(tmp.name + (".nii.gz" if p.name.endswith(".gz") else ".nii"))
+    # SimpleITK picks the writer from the suffix, so end the temporary name like the target.
+    with atomic_output(p, overwrite=overwrite,
+                       suffix=".part" + (".nii.gz" if p.name.endswith(".gz") else ".nii")) as tmp:
         try:
-            sitk.WriteImage(image, str(real_tmp), useCompression=True)
-            os.replace(real_tmp, tmp)
+            sitk.WriteImage(image, str(tmp), useCompression=True)
         except RuntimeError as exc:
-            raise LoadError(p, f"cannot write NIfTI: {str(exc).strip()[-160:]}") from exc
-        finally:
-            if real_tmp.exists():
-                real_tmp.unlink()
+            raise LoadError(p, f"cannot write NIfTI: {itk_reason(exc)}") from exc
         write_text_atomic(side, json.dumps(doc, indent=2), overwrite=overwrite)
     return p
 
@@ -132,12 +99,9 @@ def read_label_nifti(path: str | Path) -> Segmentation:
         Unreadable image, non-integer or negative labels, or a sidecar that does not match.
     """
     p = Path(path)
-    if not p.is_file():
-        raise LoadError(p, "no such file")
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise LoadError(p, f"not a readable NIfTI file ({str(exc).strip()[-120:]})") from exc
+    image, non_finite = read_itk(p)
+    if non_finite.size:
+        raise LoadError(p, f"label map holds {non_finite.size} NaN or infinite value(s)")
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise LoadError(p, "a label map must be a 3D single-component image")
     arr = sitk.GetArrayFromImage(image)

@@ -12,7 +12,9 @@ from pydicom.misc import is_dicom
 
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
+from medseg_gui.io.dicom_index import read_header
 from medseg_gui.io.errors import LoadError
+from medseg_gui.io.output import check_output
 
 GRID_TOL_MM = 1e-3
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
@@ -25,9 +27,7 @@ def check_mask_output(path: str | Path, *, force: bool = False) -> Path:
     if not p.name.lower().endswith(MASK_SUFFIXES):
         raise LoadError(p, "unsupported mask format: use .nii.gz (with a .json segment table "
                         "beside it) or .seg.nrrd")
-    if p.exists() and not force:
-        raise LoadError(p, "output exists; pass --force to overwrite it")
-    return p
+    return check_output(p, force=force)
 
 
 def save_mask(seg: Segmentation, path: str | Path) -> Path:
@@ -68,10 +68,10 @@ def load_mask(path: str | Path, volume: Volume) -> Segmentation:
 
         layers = read_seg_nrrd(p)
     elif is_dicom(str(p)):
-        import pydicom
-
-        modality = str(pydicom.dcmread(p, stop_before_pixels=True).get("Modality", ""))
-        if modality == "RTSTRUCT":
+        header = read_header(p)
+        if header is None or isinstance(header, str):
+            raise LoadError(p, header or "not a DICOM file")
+        if str(header.get("Modality", "")) == "RTSTRUCT":
             from medseg_gui.io.rtstruct import read_rtstruct
 
             layers = [read_rtstruct(p, volume.geometry).segmentation]

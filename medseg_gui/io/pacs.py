@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import atomic_output
+from medseg_gui.io.output import atomic_output
 
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Q/R Information Model - FIND
 GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Q/R Information Model - GET

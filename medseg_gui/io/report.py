@@ -26,7 +26,7 @@ from medseg_gui import __version__
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import write_text_atomic
+from medseg_gui.io.output import write_text_atomic
 from medseg_gui.io.surfaces import segment_mesh
 
 

@@ -27,7 +27,7 @@ from medseg_gui import __version__
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.io.dicom_seg import clip_vr_lengths, slice_index_of, source_headers
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import atomic_output
+from medseg_gui.io.output import atomic_output
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _STUDY_COPY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",

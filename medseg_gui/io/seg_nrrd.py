@@ -23,7 +23,8 @@ import numpy as np
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, SegmentSource
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import as_labelmap, atomic_output, default_segments
+from medseg_gui.io.label_nifti import as_labelmap, default_segments
+from medseg_gui.io.output import atomic_output
 
 _TYPES = {
     "uchar": np.uint8, "unsigned char": np.uint8, "uint8": np.uint8, "uint8_t": np.uint8,

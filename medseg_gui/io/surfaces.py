@@ -21,7 +21,7 @@ from skimage.measure import marching_cubes
 
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.label_nifti import atomic_output
+from medseg_gui.io.output import atomic_output
 
 
 @dataclass(frozen=True)

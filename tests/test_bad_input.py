@@ -1,0 +1,296 @@
+"""A bad-input corpus made from the shared real data, run through the real ``medseg`` commands.
+
+Every case must end in exit code 2 and exactly one stderr line ``medseg: error: PATH: problem``
+naming the file, with no traceback and no output written; or, where the input is usable, in a
+correct output and a warning. The readers are also called in-process for what the GUI opens
+(``load_mask`` is the GUI's ``--labels`` path).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medseg_gui.core.volume import Volume
+from medseg_gui.io.errors import LoadError
+from medseg_gui.io.imagefile import read_image, write_image
+from medseg_gui.io.loader import load_volume
+from medseg_gui.io.masks import load_mask
+
+ROOT = Path(__file__).resolve().parent.parent
+STS = ("ibsi_sts", "nifti", "STS_001")
+STS_DICOM = ("ibsi_sts", "dicom", "STS_001", "CT")
+
+
+def medseg(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MEDSEG_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "medseg_gui.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def assert_one_error(run: subprocess.CompletedProcess[str], names: Path, *words: str) -> str:
+    """Exit 2, one stderr line naming ``names``, no traceback; returns the line."""
+    assert "Traceback" not in run.stderr + run.stdout, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(f"medseg: error: {names}"), lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+# --- the corpus: each maker writes one damaged file from real data into a folder -------------
+
+def truncated_mask(data: Path, tmp: Path) -> Path:
+    raw = data.joinpath(*STS, "CT_mask.nii.gz").read_bytes()
+    out = tmp / "mask_truncated.nii.gz"
+    out.write_bytes(raw[: len(raw) * 3 // 4])
+    return out
+
+
+def truncated_rtstruct(data: Path, tmp: Path) -> Path:
+    raw = data.joinpath(*STS_DICOM, "mask", "RS.dcm").read_bytes()
+    out = tmp / "RS_truncated.dcm"
+    out.write_bytes(raw[: len(raw) // 2])
+    return out
+
+
+def _rewrite_nifti(data: Path, tmp: Path, name: str, edit: Callable[[bytearray], None]) -> Path:
+    raw = bytearray(gzip.decompress(data.joinpath(*STS, "CT_image.nii.gz").read_bytes()))
+    edit(raw)
+    out = tmp / name
+    out.write_bytes(gzip.compress(bytes(raw), compresslevel=1))
+    return out
+
+
+def zero_spacing(data: Path, tmp: Path) -> Path:
+    return _rewrite_nifti(data, tmp, "zero_spacing.nii.gz",
+                          lambda h: struct.pack_into("<f", h, 88, 0.0))  # pixdim[3]
+
+
+def nan_spacing(data: Path, tmp: Path) -> Path:
+    return _rewrite_nifti(data, tmp, "nan_spacing.nii.gz",
+                          lambda h: struct.pack_into("<f", h, 84, float("nan")))  # pixdim[2]
+
+
+def huge_nifti(data: Path, tmp: Path) -> Path:
+    # dim[1..3] = 30000 x 30000 x 1: 1.8 GB of int16 claimed by a 3 MB file.
+    return _rewrite_nifti(data, tmp, "huge.nii.gz",
+                          lambda h: struct.pack_into("<4h", h, 40, 3, 30000, 30000, 1))
+
+
+def _itk_copy(data: Path, tmp: Path, name: str, compress: bool) -> Path:
+    out = tmp / name
+    sitk.WriteImage(sitk.ReadImage(str(data.joinpath(*STS, "CT_image.nii.gz"))), str(out),
+                    useCompression=compress)
+    return out
+
+
+def truncated_nrrd(data: Path, tmp: Path) -> Path:
+    full = _itk_copy(data, tmp, "full.nrrd", compress=True)
+    out = tmp / "truncated.nrrd"
+    out.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])
+    full.unlink()
+    return out
+
+
+def truncated_mha(data: Path, tmp: Path) -> Path:
+    full = _itk_copy(data, tmp, "full.mha", compress=False)
+    out = tmp / "truncated.mha"
+    out.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])
+    full.unlink()
+    return out
+
+
+def huge_mha(data: Path, tmp: Path) -> Path:
+    full = _itk_copy(data, tmp, "full.mha", compress=True)
+    raw = full.read_bytes()
+    full.unlink()
+    start = raw.index(b"DimSize = ")
+    end = raw.index(b"\n", start)
+    out = tmp / "huge.mha"
+    out.write_bytes(raw[:start] + b"DimSize = 40000 40000 2" + raw[end:])
+    return out
+
+
+def empty_folder(data: Path, tmp: Path) -> Path:
+    out = tmp / "empty"
+    out.mkdir()
+    (out / "notes.txt").write_text("not DICOM")
+    return out
+
+
+STUDY_CASES = {
+    "truncated NRRD": (truncated_nrrd, "truncated"),
+    "truncated MHA": (truncated_mha, "truncated"),
+    "zero spacing": (zero_spacing, "voxel size"),
+    "NaN spacing": (nan_spacing, "voxel size"),
+    # Streamed to its end in bounded memory: the 3 MB of data cannot fill 1.8 GB.
+    "huge NIfTI header": (huge_nifti, "truncated"),
+    # 12.8 GB claimed from 3.6 MB: refused before reading, past deflate's 1032:1.
+    "huge MHA header": (huge_mha, "cannot expand"),
+    "non-DICOM folder": (empty_folder, "no DICOM image series"),
+}
+
+
+# Both commands read through load_volume: convert is run on the cases it could write from.
+@pytest.mark.parametrize(("case", "command"), [
+    *((case, "info") for case in sorted(STUDY_CASES)),
+    *((case, "convert") for case in ("truncated NRRD", "zero spacing", "non-DICOM folder")),
+])
+def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path) -> None:
+    make, word = STUDY_CASES[case]
+    bad = make(shared_data, tmp_path)
+    out = tmp_path / "out" / "converted.nii.gz"
+    run = medseg("info", bad) if command == "info" else medseg("convert", bad, out)
+    assert_one_error(run, bad, word)
+    assert run.stdout == ""
+    assert not out.parent.exists()
+
+
+MASK_CASES = {
+    "truncated mask": (truncated_mask, "truncated"),
+    "truncated RTSTRUCT": (truncated_rtstruct, "unreadable DICOM"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MASK_CASES))
+def test_bad_mask_is_refused_by_export_and_the_gui(case: str, shared_data: Path,
+                                                   tmp_path: Path) -> None:
+    make, word = MASK_CASES[case]
+    bad = make(shared_data, tmp_path)
+    study = (shared_data.joinpath(*STS, "CT_image.nii.gz") if case == "truncated mask"
+             else shared_data.joinpath(*STS_DICOM, "image"))
+    out = tmp_path / "out.nii.gz"
+    assert_one_error(medseg("export", study, "--mask", bad, "--format", "nifti", "-o", out),
+                     bad, word)
+    assert list(tmp_path.glob("out*")) == []
+    # The GUI's --labels and Open labels call load_mask on the loaded study.
+    with pytest.raises(LoadError, match=word):
+        load_mask(bad, read_image(shared_data.joinpath(*STS, "CT_image.nii.gz"))
+                  if case == "truncated mask" else _dicom_study(shared_data))
+
+
+def _dicom_study(shared_data: Path) -> Volume:
+    return load_volume(shared_data.joinpath(*STS_DICOM, "image"))
+
+
+@pytest.mark.parametrize("command", ["convert", "export", "segment"])
+def test_output_under_a_file(command: str, shared_data: Path, tmp_path: Path) -> None:
+    study = shared_data.joinpath(*STS, "CT_image.nii.gz")
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("a file where a folder should be")
+    out = blocker / "sub" / "out.nii.gz"
+    args: dict[str, tuple[str | Path, ...]] = {
+        "convert": ("convert", study, out),
+        "export": ("export", study, "--mask", shared_data.joinpath(*STS, "CT_mask.nii.gz"),
+                   "--format", "nifti", "-o", out),
+        "segment": ("segment", study, "-o", out),
+    }
+    assert_one_error(medseg(*args[command]), out, "is a file, not a folder")
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root may write in any folder, so there is no refusal to test")
+def test_output_in_a_read_only_folder(shared_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    out = folder / "ct.nii.gz"
+    run = medseg("convert", shared_data.joinpath(*STS, "CT_image.nii.gz"), out)
+    assert_one_error(run, out, "no permission")
+    assert list(folder.iterdir()) == []
+
+
+def test_symlink_loop_in_a_dicom_folder(shared_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for src in sorted(shared_data.joinpath(*STS_DICOM, "image").glob("*.dcm"))[:3]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "a").symlink_to("b")
+    (folder / "b").symlink_to("a")
+    # One file of the folder: its series is gathered from the files beside it.
+    run = medseg("info", sorted(folder.glob("*.dcm"))[0])
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert '"size_ijk"' in run.stdout
+    out = tmp_path / "ct.nii.gz"
+    run = medseg("convert", folder, out)
+    assert run.returncode == 0, run.stderr
+    assert "Too many levels of symbolic links" in run.stderr  # the warning names the loop
+    assert read_image(out).geometry.shape[0] == 3
+
+
+def test_closed_pipe_ends_quietly(shared_data: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "medseg_gui.cli", "info",
+                             str(shared_data.joinpath(*STS, "CT_image.nii.gz"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `| head -c 10` that has already left
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert err == ""
+
+
+def test_nan_voxels_warn_with_their_count(shared_data: Path, tmp_path: Path) -> None:
+    image = sitk.ReadImage(str(shared_data.joinpath(*STS, "CT_image.nii.gz")), sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(image).copy()
+    array[0, :10, :10] = np.nan
+    array[1, 0, 0] = np.inf
+    bad = sitk.GetImageFromArray(array)
+    bad.CopyInformation(image)
+    path = tmp_path / "nan.nii.gz"
+    sitk.WriteImage(bad, str(path))
+    volume = read_image(path)
+    assert volume.warnings == ("101 voxel(s) are NaN or infinite (not a number); they are shown "
+                               "as the lowest value, -1000",)
+    low = float(np.nanmin(array[np.isfinite(array)]))
+    assert np.all(volume.array[0, :10, :10] == low) and volume.array[1, 0, 0] == low
+    np.testing.assert_array_equal(volume.array[2:], array[2:])
+    # A label map with NaN is refused: there is no safe label to put there.
+    assert_one_error(medseg("export", shared_data.joinpath(*STS, "CT_image.nii.gz"), "--mask",
+                            path, "--format", "nifti", "-o", tmp_path / "m.nii.gz"),
+                     path, "101 NaN")
+
+
+def test_2d_image_loads_with_a_warning(shared_data: Path, tmp_path: Path) -> None:
+    image = sitk.ReadImage(str(shared_data.joinpath(*STS, "CT_image.nii.gz")))
+    path = tmp_path / "slice.nii.gz"
+    sitk.WriteImage(image[:, :, 5], str(path))
+    volume = read_image(path)
+    assert volume.geometry.shape == (1, *image.GetSize()[1::-1])
+    assert any("slice thickness is unknown" in w for w in volume.warnings)
+
+
+def test_stale_part_files_are_removed_and_outputs_follow_the_umask(shared_data: Path,
+                                                                   tmp_path: Path) -> None:
+    volume = read_image(shared_data.joinpath(*STS, "CT_image.nii.gz"))
+    out = tmp_path / "ct.nii.gz"
+    stale = tmp_path / ".ct.nii.gz.abcd1234.part.nii.gz"  # as a killed export leaves it
+    stale.write_bytes(b"half an export")
+    old = time.time() - 60
+    os.utime(stale, (old, old))
+    other = tmp_path / ".other.nii.gz.abcd1234.part.nii.gz"  # another target's: kept
+    other.write_bytes(b"x")
+    os.utime(other, (old, old))
+    mask = os.umask(0o027)
+    try:
+        write_image(volume, out)
+    finally:
+        os.umask(mask)
+    assert not stale.exists()
+    assert other.exists()
+    assert out.stat().st_mode & 0o777 == 0o640
+    np.testing.assert_array_equal(read_image(out).array, volume.array)
