@@ -15,18 +15,11 @@ from pathlib import Path
 
 from medseg_gui import __version__
 from medseg_gui.core.logs import setup_logging
-from medseg_gui.core.progress import Cancelled
+from medseg_gui.core.progress import Cancelled, TerminalProgress
 from medseg_gui.io.errors import LoadError
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
-
-
-def _stderr_progress(fraction: float, message: str) -> bool:
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r{fraction * 100:5.1f}% {message[:70]:<70}")
-        sys.stderr.flush()
-    return True
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -34,15 +27,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     from medseg_gui.io.loader import load_volume
 
     path = Path(args.path)
+    progress = TerminalProgress()
     if path.is_dir() and not args.series:
-        index = index_folder(path, _stderr_progress)
+        index = index_folder(path, progress)
         if not index.image_series():
             choose_image_series(index)  # raises the one-line reason
         if len(index.image_series()) > 1:
             # Several series: the tree is the useful answer.
+            progress.clear()
             print(json.dumps(describe(index), indent=2))
             return 0
-    volume = load_volume(path, series_uid=args.series, progress=_stderr_progress)
+    volume = load_volume(path, series_uid=args.series, progress=progress)
+    progress.clear()
     print(json.dumps(volume.summary(), indent=2))
     return 0
 
@@ -53,8 +49,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from medseg_gui.io.output import check_output
 
     out = check_output(args.output, force=args.force)
-    volume = load_volume(args.path, series_uid=args.series, progress=_stderr_progress)
+    progress = TerminalProgress()
+    volume = load_volume(args.path, series_uid=args.series, progress=progress)
     write_image(volume, out)
+    progress.clear()
     for w in volume.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out} ({'x'.join(map(str, volume.geometry.size_ijk))} voxels)")
