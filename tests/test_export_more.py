@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ from medseg_gui.io.export_commands import add_commands, export
 from medseg_gui.io.label_nifti import read_label_nifti, write_label_nifti
 from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
-from medseg_gui.io.report import build_report, longest_diameter
+from medseg_gui.io.report import build_report
 from medseg_gui.io.rtstruct_write import write_rtstruct
 from medseg_gui.io.surfaces import export_surfaces, read_stl, segment_mesh
 
@@ -75,8 +77,6 @@ def test_surfaces_in_world_mm(sts: tuple[Volume, Segmentation], tmp_path: Path) 
 
 
 def test_longest_diameter_and_report(sts: tuple[Volume, Segmentation], tmp_path: Path) -> None:
-    cube = np.array([[x, y, z] for x in (0, 3) for y in (0, 4) for z in (0, 12)], float)
-    assert longest_diameter(cube) == pytest.approx(13.0)
     ct, seg = sts
     rep = build_report(seg, ct, correction={"edited_voxels": 321, "seconds": 40})
     gtv = rep.segments[0]
@@ -86,11 +86,20 @@ def test_longest_diameter_and_report(sts: tuple[Volume, Segmentation], tmp_path:
     assert gtv.max_value == float(ct.array[seg.mask(1)].max())
     ext = np.asarray(gtv.bbox_lps_max_mm) - np.asarray(gtv.bbox_lps_min_mm)
     assert np.linalg.norm(ext) + 5 > gtv.longest_diameter_mm > ext.max()
+    assert gtv.min_value == float(ct.array[seg.mask(1)].min())
+    assert gtv.recist_long_mm is not None and gtv.recist_short_mm is not None
+    assert gtv.longest_diameter_mm >= gtv.recist_long_mm >= gtv.recist_short_mm > 0
+    assert len(gtv.recist_long_lps_mm) == 2 and len(gtv.longest_diameter_lps_mm) == 2
+    assert np.linalg.norm(np.subtract(*gtv.recist_long_lps_mm)) == pytest.approx(
+        gtv.recist_long_mm, abs=0.01)
     assert rep.models == ["sts-unet:1.2.0"] and rep.study_uid == ct.info.study_uid
     paths = export(ct, seg, "report", tmp_path / "case", correction=rep.correction)
     doc = json.loads(paths[0].read_text())
     assert doc["segments"][0]["name"] == "GTV" and doc["correction"]["edited_voxels"] == 321
-    assert paths[1].read_text().splitlines()[0].startswith("study_uid,label,name")
+    assert paths[1].read_text().startswith("study_uid,label,name")
+    cells = next(csv.DictReader(io.StringIO(paths[1].read_text())))
+    assert float(cells["recist_long_mm"]) == gtv.recist_long_mm
+    assert len(cells["recist_short_lps_mm"].split()) == 6
 
 
 def _cli(argv: list[str]) -> int:

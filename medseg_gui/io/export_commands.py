@@ -1,5 +1,5 @@
-"""``medseg export``: write a study's mask as NIfTI, .seg.nrrd, DICOM SEG, RTSTRUCT, STL/OBJ or a
-report."""
+"""``medseg export``: write a study's mask as NIfTI, .seg.nrrd, DICOM SEG, RTSTRUCT, STL/OBJ, a
+report or a DICOM SR measurement report."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.masks import load_mask
 
-FORMATS = ("nifti", "seg-nrrd", "dicom-seg", "rtstruct", "stl", "obj", "report")
+FORMATS = ("nifti", "seg-nrrd", "dicom-seg", "rtstruct", "stl", "obj", "report", "sr")
 
 
 def export(volume: Volume, seg: Segmentation, fmt: str, out: str | Path, *,
-           overwrite: bool = False, correction: dict[str, Any] | None = None) -> list[Path]:
-    """Write ``seg`` (on ``volume``'s grid) in format ``fmt``; returns the files written."""
+           overwrite: bool = False, correction: dict[str, Any] | None = None,
+           seg_path: str | Path | None = None) -> list[Path]:
+    """Write ``seg`` (on ``volume``'s grid) in format ``fmt``; returns the files written.
+
+    ``sr`` references the DICOM SEG ``seg_path`` when given, else writes one beside ``out``.
+    """
     if fmt == "nifti":
         from medseg_gui.io.label_nifti import sidecar_path, write_label_nifti
 
@@ -43,6 +47,12 @@ def export(volume: Volume, seg: Segmentation, fmt: str, out: str | Path, *,
 
         return write_report(build_report(seg, volume, correction=correction), out,
                             overwrite=overwrite)
+    if fmt == "sr":
+        from medseg_gui.io.dicom_seg import source_files
+        from medseg_gui.io.dicom_sr import write_measurement_sr
+
+        return write_measurement_sr(seg, volume, source_files(volume), out, seg_path=seg_path,
+                                    overwrite=overwrite)
     raise LoadError(out, f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
@@ -58,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     volume = load_volume(args.study, series_uid=args.series)
     seg = load_mask(args.mask, volume)
     written = export(volume, seg, args.format, args.output, overwrite=args.force,
-                     correction=correction)
+                     correction=correction, seg_path=args.seg)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -67,7 +77,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def add_commands(subparsers: Any) -> None:
     """Register ``export`` on the ``medseg`` sub-command parser."""
     p = subparsers.add_parser("export", help="write a study's mask as NIfTI, .seg.nrrd, DICOM "
-                              "SEG, RTSTRUCT, STL/OBJ surfaces or a report")
+                              "SEG, RTSTRUCT, STL/OBJ surfaces, a report or a DICOM SR")
     p.add_argument("study", help="the study the mask belongs to: DICOM folder/file or image")
     p.add_argument("--mask", required=True,
                    help="label map (.nii.gz, .seg.nrrd), DICOM SEG or RTSTRUCT on the study grid")
@@ -76,5 +86,7 @@ def add_commands(subparsers: Any) -> None:
                    help="output file (a folder for stl; report writes OUT.json and OUT.csv)")
     p.add_argument("--series", help="SeriesInstanceUID to pick from a folder of several")
     p.add_argument("--correction", help='correction effort as JSON, e.g. {"edited_voxels": 120}')
+    p.add_argument("--seg", help="sr: the DICOM SEG of the mask to reference (default: write "
+                   "OUT.seg.dcm beside the SR)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_export)

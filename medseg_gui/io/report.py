@@ -1,11 +1,11 @@
 """Per-case report: what each segment measures, as JSON and CSV.
 
-Per segment: voxel count and volume (mL, from the voxel count and the voxel size), the longest
-diameter (mm: the largest distance between two points of the segment's surface mesh, found on
-the mesh's convex hull; the surface runs half-way between voxel centres, so a segment of one
-voxel measures one voxel across), mean and maximum intensity (HU for CT), the
-bounding box in voxel indices and LPS mm, and where the segment came from (source, model). The
-case part names the study, the model versions and, when given, the correction effort.
+Per segment: voxel count and volume (mL), the longest 3D diameter and the RECIST long and short
+axes (lengths in mm, endpoints in LPS mm, the axial slice ``k``), mean, minimum and maximum
+intensity (HU for CT), the bounding box in voxel indices and LPS mm, and where the segment came
+from (source, model). The figures are :mod:`medseg_gui.core.measurements`'s, which says how each
+is defined. The case part names the study, the model versions and, when given, the correction
+effort.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from scipy.spatial import ConvexHull, QhullError
-from scipy.spatial.distance import pdist
 
 from medseg_gui import __version__
+from medseg_gui.core.measurements import Axis, measure_segment
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.output import write_text_atomic
-from medseg_gui.io.surfaces import segment_mesh
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,14 @@ class SegmentReport:
     voxels: int
     volume_ml: float
     longest_diameter_mm: float
+    longest_diameter_lps_mm: list[list[float]]  # the two endpoints, [] when empty
+    recist_slice_k: int | None
+    recist_long_mm: float | None
+    recist_long_lps_mm: list[list[float]]
+    recist_short_mm: float | None
+    recist_short_lps_mm: list[list[float]]
     mean_value: float | None
+    min_value: float | None
     max_value: float | None
     bbox_ijk_min: list[int]
     bbox_ijk_max: list[int]
@@ -60,15 +64,12 @@ class CaseReport:
     segments: list[SegmentReport] = field(default_factory=list)
 
 
-def longest_diameter(points: npt.NDArray[np.float64]) -> float:
-    """Largest distance between any two of ``points`` (n, 3), through their convex hull."""
-    if len(points) < 2:
-        return 0.0
-    try:
-        points = points[ConvexHull(points).vertices]
-    except (QhullError, ValueError):  # flat or degenerate: all points stay candidates
-        points = np.unique(np.round(points, 6), axis=0)
-    return float(pdist(points).max()) if len(points) > 1 else 0.0
+def _ends(axis: Axis | None) -> list[list[float]]:
+    return [] if axis is None else [[round(v, 3) for v in p] for p in (axis.start, axis.end)]
+
+
+def _mm(axis: Axis | None) -> float | None:
+    return None if axis is None else round(axis.length_mm, 2)
 
 
 def build_report(seg: Segmentation, volume: Volume | None = None, *,
@@ -82,29 +83,31 @@ def build_report(seg: Segmentation, volume: Volume | None = None, *,
     """
     if volume is not None and not volume.geometry.same_grid(seg.geometry, tol=1e-3):
         raise LoadError(volume.source or "volume", "the mask is not on the study's grid")
-    vol_ml = seg.voxel_volume_ml()
     rows = []
     for s in seg.segments:
-        mask = seg.labelmap == s.label
-        n = int(mask.sum())
-        if n:
-            kji = np.argwhere(mask)
+        m = measure_segment(seg, s.label, volume)
+        if m.voxels:
+            kji = np.argwhere(seg.labelmap == s.label)
             lo, hi = kji.min(axis=0)[::-1], kji.max(axis=0)[::-1]
             corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
                                 for c in (lo[2], hi[2])], dtype=float)
             world = seg.geometry.index_to_world(corners)
             wmin, wmax = world.min(axis=0).tolist(), world.max(axis=0).tolist()
-            diameter = longest_diameter(segment_mesh(seg, s.label).vertices)
-            values = volume.array[mask] if volume is not None else None
         else:
             lo = hi = np.array([-1, -1, -1])
             wmin = wmax = []
-            diameter, values = 0.0, None
+        recist = m.recist
         rows.append(SegmentReport(
-            label=s.label, name=s.name, source=s.source.value, model=s.model, voxels=n,
-            volume_ml=round(n * vol_ml, 4), longest_diameter_mm=round(diameter, 2),
-            mean_value=None if values is None else round(float(values.mean()), 2),
-            max_value=None if values is None else float(values.max()),
+            label=s.label, name=s.name, source=s.source.value, model=s.model, voxels=m.voxels,
+            volume_ml=round(m.volume_ml, 4), longest_diameter_mm=round(m.longest_diameter_mm, 2),
+            longest_diameter_lps_mm=_ends(m.diameter),
+            recist_slice_k=None if recist is None else recist.k,
+            recist_long_mm=_mm(recist.long if recist else None),
+            recist_long_lps_mm=_ends(recist.long if recist else None),
+            recist_short_mm=_mm(recist.short if recist else None),
+            recist_short_lps_mm=_ends(recist.short if recist else None),
+            mean_value=None if m.mean is None else round(m.mean, 2),
+            min_value=m.minimum, max_value=m.maximum,
             bbox_ijk_min=[int(v) for v in lo], bbox_ijk_max=[int(v) for v in hi],
             bbox_lps_min_mm=[round(v, 3) for v in wmin],
             bbox_lps_max_mm=[round(v, 3) for v in wmax]))
@@ -118,18 +121,21 @@ def build_report(seg: Segmentation, volume: Volume | None = None, *,
 
 
 _CSV_COLUMNS = ["label", "name", "source", "model", "voxels", "volume_ml",
-                "longest_diameter_mm", "mean_value", "max_value", "bbox_ijk_min", "bbox_ijk_max",
+                "longest_diameter_mm", "longest_diameter_lps_mm", "recist_slice_k",
+                "recist_long_mm", "recist_long_lps_mm", "recist_short_mm", "recist_short_lps_mm",
+                "mean_value", "min_value", "max_value", "bbox_ijk_min", "bbox_ijk_max",
                 "bbox_lps_min_mm", "bbox_lps_max_mm"]
 
 
 def report_csv(report: CaseReport) -> str:
-    """One row per segment (lists joined with spaces), plus study and correction columns."""
+    """One row per segment (lists, endpoint pairs flattened, joined with spaces), plus study and
+    correction columns."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["study_uid", *_CSV_COLUMNS, "correction"])
     for r in report.segments:
         d = asdict(r)
-        cells = [" ".join(map(str, d[c])) if isinstance(d[c], list) else
+        cells = [" ".join(map(str, np.ravel(d[c]).tolist())) if isinstance(d[c], list) else
                  ("" if d[c] is None else d[c]) for c in _CSV_COLUMNS]
         w.writerow([report.study_uid, *cells, json.dumps(report.correction, sort_keys=True)])
     return buf.getvalue()

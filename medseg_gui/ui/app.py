@@ -1,10 +1,12 @@
-"""``medseg-gui [PATH] [--labels MASK] [--segment] [--confidence] [--screenshot OUT.png]``.
+"""``medseg-gui [PATH] [--labels MASK] [--segment] [--confidence] [--measurements]
+[--screenshot OUT.png]``.
 
 With no PATH it opens the bundled demo study and segments it with the default model (the AI
 draft a radiologist would start correcting from); the demo's reference contour opens with
 ``--labels resources/demo/STS_008/dicom/mask/RS.dcm`` or File > Open labels. ``--confidence``
 turns on the AI confidence overlay and selects the largest low-confidence region, whose centroid
-the views then show.
+the views then show. ``--measurements`` shows the Segment statistics dock and moves the views to
+the first segment's RECIST slice once it is measured.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", action="store_true",
                    help="show the AI confidence overlay once segmented, at the largest "
                    "low-confidence region")
+    p.add_argument("--measurements", action="store_true",
+                   help="show the segment statistics and the first segment's RECIST axes")
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render, save the whole window to OUT.png and exit")
     p.add_argument("--size", default=None,
@@ -79,15 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.confidence.action.setChecked(True)
         action.segmented.connect(lambda _s: window.confidence.table.selectRow(0),
                                  Qt.ConnectionType.SingleShotConnection)
+    stats = window.segment_stats
+    if args.measurements:
+        stats.dock.raise_()
+        stats.measured.connect(lambda: stats.go_to_recist(0),
+                               Qt.ConnectionType.SingleShotConnection)
 
     status = {"rc": 0}
     if headless:
         out = Path(args.screenshot)
 
         def finish() -> None:
-            # A shown study's segment surfaces are built in the background: wait for them so
-            # the 3D view in the picture matches the slice views (the timeout still applies).
-            if window.view3d.building:
+            # A shown study's segment surfaces and statistics are built in the background: wait
+            # for them so the picture shows them (the timeout still applies).
+            if window.view3d.building or stats.measuring:
                 QTimer.singleShot(100, finish)
                 return
             app.processEvents()

@@ -173,6 +173,8 @@ class MainWindow(QMainWindow):
         self.pacs = install_pacs_browser(self)
         from medseg_gui.ui.segment_tools_menu import install_segment_tools
         self.segment_tools = install_segment_tools(self)
+        from medseg_gui.ui.segment_stats import install_segment_stats  # beside Segments
+        self.segment_stats = install_segment_stats(self)
 
     def recover_session(self, folder: str | Path) -> bool:
         """Restore an unfinished editing session's label map onto the loaded study."""
