@@ -294,3 +294,44 @@ def test_stale_part_files_are_removed_and_outputs_follow_the_umask(shared_data: 
     assert other.exists()
     assert out.stat().st_mode & 0o777 == 0o640
     np.testing.assert_array_equal(read_image(out).array, volume.array)
+
+
+# --- a mask given where the study belongs ---------------------------------------------------
+
+def _copied(data: Path, tmp: Path, *parts: str) -> Path:
+    out = tmp / "masks" / parts[-1]
+    out.parent.mkdir()
+    out.write_bytes(data.joinpath(*parts).read_bytes())
+    return out
+
+
+MASK_AS_STUDY = {
+    "dcmqi SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations", "liver.dcm"),
+    "highdicom SEG": lambda d, t: _copied(d, t, "highdicom_seg", "seg_image_ct_binary.dcm"),
+    "RTSTRUCT": lambda d, t: _copied(d, t, *STS_DICOM, "mask", "RS.dcm"),
+    "folder of a SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations",
+                                            "liver.dcm").parent,
+}
+MASK_KIND = {"dcmqi SEG": "a DICOM SEG (segmentation)", "RTSTRUCT": "a DICOM RTSTRUCT (contours)",
+             "highdicom SEG": "a DICOM SEG (segmentation)"}
+
+
+@pytest.mark.parametrize(("case", "command"), [
+    ("dcmqi SEG", "info"), ("dcmqi SEG", "convert"), ("dcmqi SEG", "segment"),
+    ("highdicom SEG", "info"), ("RTSTRUCT", "segment"), ("folder of a SEG", "info"),
+])
+def test_a_mask_given_as_the_study_is_refused(case: str, command: str, shared_data: Path,
+                                              tmp_path: Path) -> None:
+    bad = MASK_AS_STUDY[case](shared_data, tmp_path)
+    out = tmp_path / "out" / "ct.nii.gz"
+    args = {"info": ("info", bad), "convert": ("convert", bad, out),
+            "segment": ("segment", bad, "-o", out)}[command]
+    line = assert_one_error(medseg(*args), bad)
+    if case in MASK_KIND:
+        assert line == (f"medseg: error: {bad}: {MASK_KIND[case]}, not an image series; open "
+                        "it with --labels on its CT")
+    else:
+        assert line == (f"medseg: error: {bad}: holds a DICOM SEG (segmentation) but no image "
+                        "series; open it with --labels on its CT")
+    assert not out.parent.exists()
+

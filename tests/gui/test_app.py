@@ -178,3 +178,19 @@ def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ign
     qtbot.wait(200)  # the cancelled study load ends without replacing anything
     assert w.volume is volume and not loaded
     assert [s.label for s in w.segmentation.segments] == [1]
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["file", "folder"])
+def test_a_dicom_seg_opened_as_the_study_is_refused(qtbot, shared_data, tmp_path, as_folder):  # type: ignore[no-untyped-def]
+    seg = tmp_path / "seg" / "liver.dcm"
+    seg.parent.mkdir()
+    seg.write_bytes((shared_data / "dcmqi_seg" / "segmentations" / "liver.dcm").read_bytes())
+    path = seg.parent if as_folder else seg
+    w = MainWindow(dialogs=False)  # the default loader, and the study browser for a folder
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loadFailed, timeout=20000) as failed:
+        w.open_path(path)
+    kind = "holds a DICOM SEG (segmentation) but no image series" if as_folder else \
+        "a DICOM SEG (segmentation), not an image series"
+    assert failed.args == [f"{path}: {kind}; open it with --labels on its CT"]
+    assert w.volume is None and not w.loading
