@@ -335,3 +335,25 @@ def test_a_mask_given_as_the_study_is_refused(case: str, command: str, shared_da
                         "series; open it with --labels on its CT")
     assert not out.parent.exists()
 
+
+# --- an export with nothing in it ------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["stl", "obj"])
+def test_an_empty_mask_exports_no_surface(fmt: str, shared_data: Path, tmp_path: Path) -> None:
+    from medseg_gui.core.segmentation import Segment, Segmentation
+    from medseg_gui.io.masks import save_mask
+
+    study = shared_data.joinpath(*STS, "CT_image.nii.gz")
+    geometry = read_image(shared_data.joinpath(*STS, "CT_mask.nii.gz")).geometry
+    zeros = np.zeros(geometry.shape, np.uint8)
+    if fmt == "stl":  # all zeros and no table: a mask without a segment
+        empty = write_image(Volume(zeros, geometry), tmp_path / "empty.nii.gz")
+        why = "(no segment)"
+    else:  # a segment table whose one segment has lost its voxels
+        empty = save_mask(Segmentation(zeros, geometry, [Segment(1, "Tumour")]),
+                          tmp_path / "empty.seg.nrrd")
+        why = "(segment(s) 1 empty)"
+    out = tmp_path / ("surfaces" if fmt == "stl" else "tumour.obj")
+    run = medseg("export", study, "--mask", empty, "--format", fmt, "-o", out)
+    assert_one_error(run, out, "no surface to write: the mask is empty", why)
+    assert not out.exists() and run.stdout == ""
