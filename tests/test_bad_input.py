@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -295,3 +296,118 @@ def test_stale_part_files_are_removed_and_outputs_follow_the_umask(shared_data: 
     assert other.exists()
     assert out.stat().st_mode & 0o777 == 0o640
     np.testing.assert_array_equal(read_image(out).array, volume.array)
+
+
+# --- a mask given where the study belongs ---------------------------------------------------
+
+def _copied(data: Path, tmp: Path, *parts: str) -> Path:
+    out = tmp / "masks" / parts[-1]
+    out.parent.mkdir()
+    out.write_bytes(data.joinpath(*parts).read_bytes())
+    return out
+
+
+MASK_AS_STUDY = {
+    "dcmqi SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations", "liver.dcm"),
+    "highdicom SEG": lambda d, t: _copied(d, t, "highdicom_seg", "seg_image_ct_binary.dcm"),
+    "RTSTRUCT": lambda d, t: _copied(d, t, *STS_DICOM, "mask", "RS.dcm"),
+    "folder of a SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations",
+                                            "liver.dcm").parent,
+}
+MASK_KIND = {"dcmqi SEG": "a DICOM SEG (segmentation)", "RTSTRUCT": "a DICOM RTSTRUCT (contours)",
+             "highdicom SEG": "a DICOM SEG (segmentation)"}
+
+
+@pytest.mark.parametrize(("case", "command"), [
+    ("dcmqi SEG", "info"), ("dcmqi SEG", "convert"), ("dcmqi SEG", "segment"),
+    ("highdicom SEG", "info"), ("RTSTRUCT", "segment"), ("folder of a SEG", "info"),
+])
+def test_a_mask_given_as_the_study_is_refused(case: str, command: str, shared_data: Path,
+                                              tmp_path: Path) -> None:
+    bad = MASK_AS_STUDY[case](shared_data, tmp_path)
+    out = tmp_path / "out" / "ct.nii.gz"
+    args = {"info": ("info", bad), "convert": ("convert", bad, out),
+            "segment": ("segment", bad, "-o", out)}[command]
+    line = assert_one_error(medseg(*args), bad)
+    if case in MASK_KIND:
+        assert line == (f"medseg: error: {bad}: {MASK_KIND[case]}, not an image series; open "
+                        "it with --labels on its CT")
+    else:
+        assert line == (f"medseg: error: {bad}: holds a DICOM SEG (segmentation) but no image "
+                        "series; open it with --labels on its CT")
+    assert not out.parent.exists()
+
+
+# --- an export with nothing in it ------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["stl", "obj"])
+def test_an_empty_mask_exports_no_surface(fmt: str, shared_data: Path, tmp_path: Path) -> None:
+    from medseg_gui.core.segmentation import Segment, Segmentation
+    from medseg_gui.io.masks import save_mask
+
+    study = shared_data.joinpath(*STS, "CT_image.nii.gz")
+    geometry = read_image(shared_data.joinpath(*STS, "CT_mask.nii.gz")).geometry
+    zeros = np.zeros(geometry.shape, np.uint8)
+    if fmt == "stl":  # all zeros and no table: a mask without a segment
+        empty = write_image(Volume(zeros, geometry), tmp_path / "empty.nii.gz")
+        why = "(no segment)"
+    else:  # a segment table whose one segment has lost its voxels
+        empty = save_mask(Segmentation(zeros, geometry, [Segment(1, "Tumour")]),
+                          tmp_path / "empty.seg.nrrd")
+        why = "(segment(s) 1 empty)"
+    out = tmp_path / ("surfaces" if fmt == "stl" else "tumour.obj")
+    run = medseg("export", study, "--mask", empty, "--format", fmt, "-o", out)
+    assert_one_error(run, out, "no surface to write: the mask is empty", why)
+    assert not out.exists() and run.stdout == ""
+
+
+# --- damaged slice positions -------------------------------------------------------------------
+
+def _series_with_moved_slice(data: Path, tmp: Path, n: int, shift_mm: float | None) -> Path:
+    """The real STS_001 CT series with slice ``n`` (by position) moved: by ``shift_mm`` along
+    z, or (``None``) to 0.002 mm from slice ``n - 1``. Returns the moved file."""
+    import pydicom
+
+    folder = tmp / "series"
+    folder.mkdir()
+    for src in data.joinpath(*STS_DICOM, "image").glob("*.dcm"):
+        (folder / src.name).write_bytes(src.read_bytes())
+    files = sorted(folder.glob("*.dcm"),
+                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True)
+                                       .ImagePositionPatient[2]))
+    victim = pydicom.dcmread(files[n])
+    z = float(victim.ImagePositionPatient[2])
+    if shift_mm is None:
+        below = float(pydicom.dcmread(files[n - 1]).ImagePositionPatient[2])
+        z = below + 0.002 * np.sign(z - below)
+    else:
+        z += shift_mm
+    victim.ImagePositionPatient[2] = z
+    victim.save_as(files[n])
+    return files[n]
+
+
+def test_two_slices_at_one_position_are_refused_naming_the_file(shared_data: Path,
+                                                                tmp_path: Path) -> None:
+    moved = _series_with_moved_slice(shared_data, tmp_path, 20, None)
+    for args in (("info", moved.parent), ("convert", moved.parent, tmp_path / "o" / "ct.nii")):
+        line = assert_one_error(medseg(*args), moved, "0.002 mm from", "at one position")
+        assert "mm spacing" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_slice_displaced_by_25_m_is_dropped_with_a_warning(shared_data: Path,
+                                                             tmp_path: Path) -> None:
+    moved = _series_with_moved_slice(shared_data, tmp_path, 20, 25000.0)
+    full = load_volume(shared_data.joinpath(*STS_DICOM, "image"))
+    out = tmp_path / "ct.nii.gz"
+    run = medseg("convert", moved.parent, out)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    far = re.search(rf"{moved.name} dropped: its position lies (\d+) mm from the other", run.stderr)
+    assert far is not None and 24000 < int(far.group(1)) < 25000, run.stderr
+    assert "1 slice(s) missing" in run.stderr  # its own place is shown blank, and said so
+    volume = read_image(out)
+    assert volume.geometry.shape == full.geometry.shape  # not a 5,000-slice volume
+    assert (volume.array[20] == volume.array.min()).all()
+    np.testing.assert_array_equal(volume.array[21:], full.array[21:])
+    np.testing.assert_array_equal(volume.array[:20], full.array[:20])

@@ -183,6 +183,19 @@ def test_uneven_spacing_is_resampled_with_warning(sts008_copy: Path) -> None:
         load_volume(sts008_copy, gaps="error")
 
 
+def test_slices_in_two_far_stacks_are_refused(sts008_copy: Path) -> None:
+    # Three slices 25 m away: not one damaged position but another stack; filling the gap
+    # would build about 7,600 blank slices.
+    moved = _slices_by_position(sts008_copy)[-3:]
+    for f in moved:
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 25000.0
+        ds.save_as(f)
+    with pytest.raises(LoadError, match=r"2 stacks of slices up to 250\d\d mm apart") as err:
+        load_volume(sts008_copy)
+    assert moved[0].name in str(err.value)
+
+
 def test_gantry_tilt_is_reported(sts008_copy: Path) -> None:
     for n, f in enumerate(_slices_by_position(sts008_copy)):
         ds = pydicom.dcmread(f)

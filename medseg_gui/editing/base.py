@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.geometry import Geometry
-from medseg_gui.core.segmentation import Segment
+from medseg_gui.core.segmentation import Segment, Segmentation
 
 Region = tuple[slice, slice, slice]
 """A box of the label map, ``labelmap[region]``, in array order ``(k, j, i)``."""
@@ -111,6 +111,15 @@ class Change:
     region: Region | None
     new: LabelArray | None
     segments: tuple[Segment, ...] | None = None
+
+    def write(self, seg: Segmentation) -> None:
+        """Write the change into ``seg`` without an undo step (a private copy, or the CLI's
+        one-shot result; the editor's :meth:`~medseg_gui.editing.editor.SegmentEditor.apply`
+        is the undoable way)."""
+        if self.region is not None and self.new is not None:
+            seg.labelmap[self.region] = self.new
+        if self.segments is not None:
+            seg.segments[:] = list(self.segments)
 
     @staticmethod
     def table_only(name: str, segments: Sequence[Segment]) -> Change:

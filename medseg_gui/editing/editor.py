@@ -13,6 +13,9 @@ Typical use::
     editor.continue_stroke(ijk)       # mouse move
     editor.end_stroke()               # mouse release: one undo step
     editor.apply(region_grow(editor.segmentation, editor.image, ijk, editor.active_label))
+    with editor.group("Smooth + keep largest"):   # several tools, one undo step
+        editor.apply(median_smooth(editor.segmentation, label, 1.0))
+        editor.apply(keep_largest_island(editor.segmentation, label))
     editor.undo(); editor.redo()
 """
 
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -172,6 +176,21 @@ class SegmentEditor:
         before = edit.table_before if edit.table_before is not None else tuple(seg.segments)
         seg.segments[:] = table
         return dataclasses.replace(edit, table_before=before, table_after=tuple(table))
+
+    @contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        """Commit every edit made inside the ``with`` block as one undo step ``name``.
+
+        Each edit is still journaled and announced to the listeners as it happens (the journal
+        replays writes, so the merged step needs no record of its own); the edits the block's
+        calls return are those parts, and the history holds their merge. Nested groups join
+        the outer one; an exception records what was done, then propagates
+        (:meth:`History.group` says why).
+        """
+        if self._stroke is not None:
+            self.end_stroke()
+        with self.history.group(name, self.segmentation):
+            yield
 
     # -- undo / redo -------------------------------------------------------------------------
     def undo(self) -> Edit | None:

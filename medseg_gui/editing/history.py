@@ -3,15 +3,29 @@
 An :class:`Edit` keeps only what changed, compressed: the box is shrunk to the changed voxels, the
 changed-voxel mask is bit-packed and deflated, and the old and new values of the changed voxels
 alone are deflated. A brush stroke therefore costs a few kB however large its box, and hundreds
-of strokes fit in a few MB. :class:`History` is capped by the bytes it stores (256 MB by
-default), never by a count: the oldest edits are dropped first. One stroke or one tool
-application is one edit; :class:`StrokeRecorder` accumulates the stamps of a stroke into one.
+of strokes fit in a few MB. One stroke or one tool application is one edit;
+:class:`StrokeRecorder` accumulates the stamps of a stroke into one, and :meth:`History.group`
+merges several edits of one user action into one (napari's ``block_history``).
+
+:class:`History` is capped by the bytes it stores (256 MB by default), never by a small count:
+the oldest edits are dropped first, but never below :data:`MIN_STEPS` undo steps (ITK-SNAP
+keeps at least 4), so a few edits that each pass the cap cannot leave the user
+a single undo. Beyond the floor the cap holds; within it each step may be as large as the
+edit needs, so the worst case is ``max(max_bytes, MIN_STEPS * (N / 8 + 2 * N * itemsize))``
+bytes for a label map of ``N`` voxels whose every voxel changes from one incompressible value
+to another in every step: 4 x 53 MiB = 212 MiB for a 512 x 512 x 100 uint8 map (50 MiB a step
+measured), 638 MiB at 300 slices (150 MiB a step measured: 601 MiB held where one step was
+kept before). Real large edits (one label over a smooth region) deflate to well under 1 MiB a
+step, so the floor costs nothing there (``benchmarks/bench_undo_floor.py --slices 300``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +35,7 @@ from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.editing.base import BoolArray, LabelArray, Region, mask_bbox, region_union
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+MIN_STEPS = 4  # undo steps kept whatever their size (ITK-SNAP's floor)
 _OVERHEAD = 256  # bytes counted per edit for the Python objects around the arrays
 
 
@@ -141,20 +156,25 @@ class History:
     Parameters
     ----------
     max_bytes
-        Memory cap of both stacks together; the oldest undo steps are dropped first, then the
-        farthest redo steps. The newest edit is always kept, even when it alone is larger.
+        Memory cap of both stacks together; the oldest undo steps are dropped first while the
+        cap is exceeded, but never below ``min_steps`` of them (see the module docstring for
+        the worst case this allows).
+    min_steps
+        Undo steps kept whatever their size.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, min_steps: int = MIN_STEPS) -> None:
         self.max_bytes = int(max_bytes)
+        self.min_steps = max(1, int(min_steps))
         self._undo: list[Edit] = []
         self._redo: list[Edit] = []
         self._bytes = 0
         self.evicted = 0
+        self._group: list[Edit] | None = None  # the edits of the open group, oldest first
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by all stored edits."""
+        """Bytes held by all stored edits (those of an open group included)."""
         return self._bytes
 
     def __len__(self) -> int:
@@ -173,8 +193,21 @@ class History:
     def redo_name(self) -> str | None:
         return self._redo[-1].name if self._redo else None
 
+    @property
+    def grouping(self) -> bool:
+        """Whether a :meth:`group` is open (its edits are not undo steps yet)."""
+        return self._group is not None
+
     def push(self, edit: Edit) -> None:
-        """Record an edit already written to the label map; clears the redo stack."""
+        """Record an edit already written to the label map; clears the redo stack.
+
+        Inside a :meth:`group` the edit waits for the group's end, where it becomes part of
+        one step; it is never evicted meanwhile, since the merge needs its old values.
+        """
+        if self._group is not None:
+            self._group.append(edit)
+            self._bytes += edit.nbytes
+            return
         self._bytes -= sum(e.nbytes for e in self._redo)
         self._redo.clear()
         self._undo.append(edit)
@@ -182,13 +215,53 @@ class History:
         self._evict()
 
     def _evict(self) -> None:
-        while self._bytes > self.max_bytes and len(self._undo) + len(self._redo) > 1:
-            victim = self._redo.pop(0) if self._redo else self._undo.pop(0)
+        # Only push evicts, and push has just emptied the redo stack: undo steps alone go.
+        while self._bytes > self.max_bytes and len(self._undo) > self.min_steps:
+            victim = self._undo.pop(0)
             self._bytes -= victim.nbytes
             self.evicted += 1
 
+    @contextmanager
+    def group(self, name: str, seg: Segmentation) -> Iterator[None]:
+        """Merge the edits pushed inside the ``with`` block into one undo step ``name``.
+
+        Parameters
+        ----------
+        name
+            The step's name in the Undo menu.
+        seg
+            The segmentation the edits were written to (read at the end, for the merge).
+
+        Notes
+        -----
+        A nested group joins the outer one (its name is dropped), as napari's
+        ``block_history`` does. An exception inside the group still records what was done as
+        the one step, then propagates: those voxels are on screen and in the crash journal
+        already, and a step the user can undo with one Ctrl+Z keeps the label map and the
+        history in agreement, where a rollback would have to write and journal the old
+        values again on a path that is already failing. Undo and redo are refused while a
+        group is open (the group's edits lie above every undo step).
+        """
+        if self._group is not None:
+            yield
+            return
+        self._group = []
+        try:
+            yield
+        finally:
+            edits, self._group = self._group, None
+            self._bytes -= sum(e.nbytes for e in edits)
+            merged = merge_edits(name, edits, seg)
+            if merged is not None:
+                self.push(merged)
+
+    def _refuse_in_group(self) -> None:
+        if self._group is not None:
+            raise RuntimeError("undo or redo inside an open undo group")
+
     def undo(self, seg: Segmentation) -> Edit | None:
         """Revert the newest edit in ``seg``; returns it (for the changed region), or ``None``."""
+        self._refuse_in_group()
         if not self._undo:
             return None
         edit = self._undo.pop()
@@ -198,6 +271,7 @@ class History:
 
     def redo(self, seg: Segmentation) -> Edit | None:
         """Re-apply the last undone edit; returns it, or ``None``."""
+        self._refuse_in_group()
         if not self._redo:
             return None
         edit = self._redo.pop()
@@ -209,6 +283,36 @@ class History:
         self._undo.clear()
         self._redo.clear()
         self._bytes = 0
+
+
+def merge_edits(name: str, edits: list[Edit], seg: Segmentation) -> Edit | None:
+    """One edit ``name`` equal to ``edits`` (oldest first, all already written to ``seg``).
+
+    The new values are read from ``seg``; the old ones are rebuilt by reverting the edits,
+    newest first, in a copy of the union box (a voxel several edits changed gets the value
+    from before the first). ``None`` when together they changed nothing.
+    """
+    if not edits:
+        return None
+    if len(edits) == 1:
+        return dataclasses.replace(edits[0], name=name)
+    box: Region | None = None
+    for e in edits:
+        box = region_union(box, e.region)
+    old = new = None
+    if box is not None:
+        new = seg.labelmap[box].copy()
+        old = new.copy()
+        for e in reversed(edits):
+            if e.region is not None:
+                rel = tuple(slice(r.start - b.start, r.stop - b.start)
+                            for r, b in zip(e.region, box, strict=True))
+                old[rel][e.changed_mask()] = e.values("old")
+    before = next((e.table_before for e in edits if e.table_before is not None), None)
+    after = None if before is None else tuple(seg.segments)
+    started = edits[0].timestamp - edits[0].duration
+    return Edit.from_arrays(name, box, old, new, table_before=before, table_after=after,
+                            duration=time.time() - started)
 
 
 class StrokeRecorder:

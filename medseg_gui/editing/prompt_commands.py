@@ -113,8 +113,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
                                  else Overwrite.NONE)
     change, _inside = prompt_change(seg.labelmap, args.label, result, prior,
                                     name=prompts.describe(), constraint=constraint)
-    if change.region is not None and change.new is not None:
-        seg.labelmap[change.region] = change.new
+    change.write(seg)
     seg.segments[:] = [dataclasses.replace(s, source=SegmentSource.SEMIAUTOMATIC, model=card.ref)
                        if s.label == args.label else s for s in seg.segments]
     save_mask(seg, out)

@@ -33,6 +33,20 @@ _TAGS = [
 
 # Storage classes whose instances are images a Volume can be built from.
 _NON_IMAGE_MODALITIES = {"RTSTRUCT", "SEG", "SR", "RTPLAN", "RTDOSE", "PR", "KO", "REG"}
+# Masks a user may take for a study (a SEG even has frames of pixels): what they are, and
+# where they belong instead.
+_MASK_KINDS = {"SEG": "a DICOM SEG (segmentation)", "RTSTRUCT": "a DICOM RTSTRUCT (contours)"}
+_MASK_HINT = "open it with --labels on its CT"
+
+
+def non_image_reason(modality: str) -> str | None:
+    """Why a DICOM object of ``modality`` is no study to open (``None`` for images): for a SEG
+    ``"a DICOM SEG (segmentation), not an image series; open it with --labels on its CT"``."""
+    if modality in _MASK_KINDS:
+        return f"{_MASK_KINDS[modality]}, not an image series; {_MASK_HINT}"
+    if modality in _NON_IMAGE_MODALITIES:
+        return f"a DICOM {modality} object, not an image series"
+    return None
 
 
 @dataclass
@@ -271,19 +285,29 @@ def describe(index: DicomIndex) -> dict[str, object]:
     }
 
 
+def no_image_series_reason(index: DicomIndex) -> str:
+    """Why ``index`` offers nothing to open: the masks it holds instead (a folder of DICOM
+    SEG files), or the unreadable and non-DICOM files."""
+    masks = sorted({se.modality for _, _, se in index.all_series() if se.modality in _MASK_KINDS})
+    if masks:
+        kinds = " and ".join(_MASK_KINDS[m] for m in masks)
+        return f"holds {kinds} but no image series; {_MASK_HINT}"
+    why = "no DICOM image series found"
+    if index.unreadable:
+        path, problem = index.unreadable[0]
+        why += f" ({len(index.unreadable)} unreadable files, e.g. {path.name}: {problem})"
+    elif index.skipped_non_dicom:
+        why += f" ({index.skipped_non_dicom} files are not DICOM)"
+    return why
+
+
 def choose_image_series(index: DicomIndex, series_uid: str | None = None) -> SeriesEntry:
     """The series to load: the one named, or the only image series; otherwise a clear error."""
     if series_uid:
         return index.find(series_uid)
     series: Sequence[SeriesEntry] = index.image_series()
     if not series:
-        why = "no DICOM image series found"
-        if index.unreadable:
-            path, problem = index.unreadable[0]
-            why += f" ({len(index.unreadable)} unreadable files, e.g. {path.name}: {problem})"
-        elif index.skipped_non_dicom:
-            why += f" ({index.skipped_non_dicom} files are not DICOM)"
-        raise LoadError(index.root, why)
+        raise LoadError(index.root, no_image_series_reason(index))
     if len(series) > 1:
         listing = "; ".join(f"{s.label} [{s.series_uid}]" for s in series[:6])
         raise LoadError(

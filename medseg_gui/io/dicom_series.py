@@ -1,7 +1,12 @@
 """Load one DICOM image series into a :class:`~medseg_gui.core.volume.Volume`.
 
 Single-frame series are sorted along the slice normal (the cross product of the row and column
-direction cosines), never by file name or InstanceNumber. Missing slices (gaps that are whole
+direction cosines), never by file name or InstanceNumber. Positions are then checked against the
+slice spacing: two slices closer than a tenth of it (or of the slice thickness, when thinner) are
+one position held twice, refused naming the file; a lone slice more than
+:data:`_MAX_GAP_SLICES` spacings from the rest (a damaged ImagePositionPatient) is dropped with
+a warning naming it, and several such stacks are refused, so neither becomes a wrong slice or a
+volume of thousands of blank ones. Missing slices (gaps that are whole
 multiples of the usual spacing) are filled with blank slices at their true positions so that
 geometry stays exact, with a warning naming the positions; irregular spacing is resampled onto a
 regular grid with a warning; gantry tilt is reported. Enhanced (multi-frame) images go through
@@ -42,6 +47,12 @@ _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 
 # Slice positions are compared with this relative tolerance on the spacing.
 _SPACING_RTOL = 0.02
+# Slices closer than this fraction of the spacing (or thickness) share one position.
+_SAME_POSITION = 0.1
+_SAME_POSITION_MM = 1e-3  # the floor when the median spacing itself is zero (all duplicated)
+# A gap of more spacings than this is no run of missing slices: the slices beyond it are another
+# stack or a damaged position (filling it would build thousands of blank slices).
+_MAX_GAP_SLICES = 20
 _TILT_TOL_DEG = 0.5
 
 
@@ -222,7 +233,6 @@ def _assemble(
     src: str,
     gaps: GapPolicy,
 ) -> Volume:
-    warnings: list[str] = []
     geoms = [_slice_geometry(ds, p) for ds, p in zip(datasets, paths, strict=True)]
     iop0, _, ps0 = geoms[0]
     shape0 = arrays[0].shape
@@ -241,13 +251,12 @@ def _assemble(
     datasets = [datasets[i] for i in order]
     arrays = [arrays[i] for i in order]
     paths = [paths[i] for i in order]
-    if len(dist) > 1 and np.min(np.diff(dist)) < 1e-3:
-        dup = int(np.argmin(np.diff(dist)))
-        raise LoadError(
-            paths[dup + 1],
-            f"two slices share position {dist[dup]:.2f} mm with {paths[dup].name}: the folder "
-            "holds several acquisitions in one series; load them separately",
-        )
+    keep, warnings = _cluster(dist, paths, datasets[0])
+    if len(keep) < len(dist):
+        dist, positions = dist[keep], positions[keep]
+        datasets = [datasets[i] for i in keep]
+        arrays = [arrays[i] for i in keep]
+        paths = [paths[i] for i in keep]
     volume = _to_modality_units(arrays, datasets)
     if len(dist) > 1:
         step = positions[-1] - positions[0]
@@ -272,6 +281,53 @@ def _assemble(
         direction=tuple(np.column_stack([row_dir, col_dir, normal]).ravel()),
     )
     return Volume(volume, geometry, study_info(datasets[0]), src, tuple(warnings))
+
+
+def _cluster(dist: npt.NDArray[np.float64], paths: list[Path], first: Dataset
+             ) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """The slices to keep (indices into the sorted ``dist``) and warnings for those dropped.
+
+    Raises
+    ------
+    LoadError
+        Two slices at one position (within the tolerance), naming the second file, or slices
+        in several stacks more than :data:`_MAX_GAP_SLICES` spacings apart.
+    """
+    everything = np.arange(len(dist))
+    if len(dist) < 2:
+        return everything, []
+    diffs = np.diff(dist)
+    spacing = float(np.median(diffs))  # robust to the one bad slice being looked for
+    thickness = float(first.get("SliceThickness") or 0.0)
+    scale = min(spacing, thickness) if thickness > 0 else spacing
+    tol = max(_SAME_POSITION * scale, _SAME_POSITION_MM)
+    close = np.flatnonzero(diffs < tol)
+    if close.size:
+        n = int(close[0])
+        raise LoadError(
+            paths[n + 1],
+            f"{float(diffs[n]):.3f} mm from {paths[n].name}, so both are at one position "
+            f"(slices closer than {tol:.2f} mm, a tenth of the {scale:.2f} mm spacing): a "
+            "duplicated or damaged slice, or two acquisitions in one series",
+        )
+    breaks = np.flatnonzero(diffs > _MAX_GAP_SLICES * spacing)
+    if not breaks.size:
+        return everything, []
+    stacks = np.split(everything, breaks + 1)
+    main = max(stacks, key=len)
+    strays = [st for st in stacks if st is not main]
+    if any(len(st) > 1 for st in strays):
+        raise LoadError(
+            paths[int(strays[0][0])],
+            f"the series holds {len(stacks)} stacks of slices up to "
+            f"{float(diffs[breaks].max()):.0f} mm apart; load them separately",
+        )
+    lo, hi = float(dist[main[0]]), float(dist[main[-1]])
+    warnings = [f"{paths[int(i)].name} dropped: its position lies "
+                f"{float(min(abs(dist[i] - lo), abs(dist[i] - hi))):.0f} mm from the other "
+                f"slices (more than {_MAX_GAP_SLICES} x {spacing:.2f} mm; a damaged "
+                "ImagePositionPatient?)" for st in strays for i in st]
+    return main, warnings
 
 
 def _regularise(

@@ -9,7 +9,12 @@ from pydicom.misc import is_dicom
 
 from medseg_gui.core.progress import Progress, no_progress, scaled
 from medseg_gui.core.volume import Volume
-from medseg_gui.io.dicom_index import choose_image_series, index_folder, read_header
+from medseg_gui.io.dicom_index import (
+    choose_image_series,
+    index_folder,
+    non_image_reason,
+    read_header,
+)
 from medseg_gui.io.dicom_series import GapPolicy, load_series
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.imagefile import image_suffix, read_image
@@ -61,6 +66,9 @@ def load_volume(
     header = read_header(p)
     if header is None or isinstance(header, str):
         raise LoadError(p, header or "not a DICOM file")
+    not_image = non_image_reason(str(header.get("Modality", "")))
+    if not_image is not None:  # a SEG has Rows and frames, but its pixels are a mask
+        raise LoadError(p, not_image)
     if "Rows" not in header or "SeriesInstanceUID" not in header:
         kind = str(header.get("Modality", "")) or "unknown object"
         raise LoadError(p, f"DICOM file holds no image ({kind}, no Rows or series UID)")

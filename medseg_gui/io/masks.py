@@ -18,6 +18,9 @@ from medseg_gui.io.output import check_output
 
 GRID_TOL_MM = 1e-3
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+# What load_mask opens, as file-dialog patterns: DICOM SEG and RTSTRUCT are found by content, so
+# ".dcm" is only the usual name (a dialog also offers all files for DICOM without a suffix).
+MASK_READ_PATTERNS = (*(f"*{s}" for s in MASK_SUFFIXES), "*.dcm")
 
 
 def check_mask_output(path: str | Path, *, force: bool = False) -> Path:

@@ -117,13 +117,18 @@ def export_surfaces(seg: Segmentation, out: str | Path, fmt: str = "stl", *,
     Raises
     ------
     LoadError
-        Unknown format or label, or a target exists without ``overwrite``.
+        Unknown format or label, a target exists without ``overwrite``, or every chosen
+        segment is empty: a run that writes no surface (or an STL of no triangles) must not
+        look like a success to the user or to a script that goes on to print it.
     """
     chosen = [s.label for s in seg.segments] if labels is None else list(labels)
     known = {s.label for s in seg.segments}
     if any(v not in known for v in chosen):
         raise LoadError(out, f"no segment with label(s) {sorted(set(chosen) - known)}")
     meshes = [segment_mesh(seg, v) for v in chosen]
+    if not any(len(m.faces) for m in meshes):
+        why = f"segment(s) {', '.join(map(str, chosen))} empty" if chosen else "no segment"
+        raise LoadError(out, f"no surface to write: the mask is empty ({why})")
     if fmt == "obj":
         return [write_obj(meshes, out, overwrite=overwrite)]
     if fmt != "stl":

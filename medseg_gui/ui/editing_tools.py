@@ -19,6 +19,8 @@ takes no paint, fill, scissors or AI prompt at all. The AI prompt tool lives in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +251,19 @@ class EditingController(QObject):
         edit = self.editor.apply(change)
         self._committed(edit)
         return edit
+
+    @contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        """The :meth:`apply` calls inside the ``with`` block as one undo step ``name``
+        (:meth:`SegmentEditor.group`)."""
+        if self.editor is None:
+            yield
+            return
+        try:
+            with self.editor.group(name):
+                yield
+        finally:
+            self._after_commit()  # the Undo menu names the merged step
 
     def delete_segment(self, label: int) -> None:
         if self.editor is not None and not self.busy:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from medseg_gui.core.progress import Progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.io.masks import load_mask
+from medseg_gui.io.masks import MASK_READ_PATTERNS, load_mask
 from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import volume_center
 from medseg_gui.rendering.slicing import Orientation, probe
@@ -39,6 +39,8 @@ from medseg_gui.ui.viewer_setup import install_viewer_options
 from medseg_gui.ui.workers import Task
 
 Loader = Callable[..., Volume]
+LABELS_FILTER = (f"Segmentations ({' '.join(MASK_READ_PATTERNS)});;"
+                 "DICOM SEG or RTSTRUCT (*.dcm);;All files (*)")
 
 
 def _default_loader(path: str | Path, progress: Progress) -> Volume:
@@ -210,19 +212,22 @@ class MainWindow(QMainWindow):
             volume = loader(path, scaled(progress, 0.0, 0.9 if labels else 1.0))
             return volume, load_mask(labels, volume) if labels else None
 
-        self._start_load(work, str(path))
+        self._start_load(work, str(path), self._on_loaded)
 
     def open_series(self, entry: SeriesEntry, labels: str | Path | None = None) -> None:
         """Load one series of the study browser's index in the background."""
         root = self.browser.index.root if self.browser.index is not None else None
-        self._start_load(series_work(entry, labels, source=root), entry.label)
+        self._start_load(series_work(entry, labels, source=root), entry.label, self._on_loaded)
 
-    def _start_load(self, work: Callable[[Progress], Any], what: str) -> None:
+    def _start_load(self, work: Callable[[Progress], Any], what: str,
+                    finished: Callable[[Task, Any], None]) -> None:
+        """Run ``work`` as the one loading task: a study or labels load still running is
+        cancelled first, so two loaders never race to replace what is shown."""
         if self._task is not None:
             self._task.cancel()
         task = Task(work)
         task.signals.progress.connect(self._on_progress)
-        task.signals.finished.connect(self._on_loaded)
+        task.signals.finished.connect(finished)
         task.signals.failed.connect(self._on_failed)
         task.signals.cancelled.connect(self._on_cancelled)
         self._task = task
@@ -238,12 +243,8 @@ class MainWindow(QMainWindow):
         if volume is None:
             self.show_error(f"{path}: open a study before its segmentation")
             return
-        task = Task(lambda progress: load_mask(path, volume))
-        task.signals.finished.connect(self._on_labels_loaded)
-        task.signals.failed.connect(self._on_failed)
-        task.signals.cancelled.connect(self._on_cancelled)
-        self._task = task
-        QThreadPool.globalInstance().start(task)
+        self._start_load(lambda _progress: load_mask(path, volume), Path(path).name,
+                         self._on_labels_loaded)
 
     def _on_labels_loaded(self, task: Task, seg: Segmentation) -> None:
         if self._finish_task(task):
@@ -400,8 +401,7 @@ class MainWindow(QMainWindow):
     def _ask_open_labels(self) -> None:
         if self.volume is None:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open label image", "",
-                                              "Images (*.nii *.nii.gz *.nrrd *.mha *.mhd)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open labels", "", LABELS_FILTER)
         if path:
             self.open_labels(path)
 

@@ -32,7 +32,12 @@ from PySide6.QtWidgets import (
 from medseg_gui.core.progress import Progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.io.dicom_index import DicomIndex, SeriesEntry, index_folder
+from medseg_gui.io.dicom_index import (
+    DicomIndex,
+    SeriesEntry,
+    index_folder,
+    no_image_series_reason,
+)
 from medseg_gui.ui import settings
 from medseg_gui.ui.workers import Task
 
@@ -184,12 +189,7 @@ class StudyBrowser(QWidget):
             return
         entry = best_series(index)
         if entry is None:
-            why = "no DICOM image series found"
-            if index.unreadable:
-                why += f" ({len(index.unreadable)} unreadable files)"
-            elif index.skipped_non_dicom:
-                why += f" ({index.skipped_non_dicom} files are not DICOM)"
-            self.indexFailed.emit(f"{index.root}: {why}")
+            self.indexFailed.emit(f"{index.root}: {no_image_series_reason(index)}")
             return
         self.select(entry)
         self.seriesActivated.emit(entry, labels)

@@ -121,3 +121,76 @@ def test_open_labels_overlays_in_background(qtbot, tmp_path):  # type: ignore[no
     qtbot.waitUntil(lambda: w.segmentation is not None, timeout=5000)
     assert [s.label for s in w.segmentation.segments] == [1]
     assert "segment 1" in w.readout_text(LEFT).lower()
+
+
+def test_open_labels_dialog_offers_dicom_and_opens_the_demo_rtstruct(qtbot, monkeypatch):  # type: ignore[no-untyped-def]
+    from medseg_gui.resources import DEMO_RTSTRUCT
+    from tests.gui.editing_helpers import demo_volume
+
+    asked = []
+
+    def dialog(parent, title, folder, filters):  # type: ignore[no-untyped-def]
+        asked.append(filters)
+        return str(DEMO_RTSTRUCT), filters.split(";;")[0]
+
+    monkeypatch.setattr("medseg_gui.ui.main_window.QFileDialog.getOpenFileName", dialog)
+    w = MainWindow(dialogs=False)
+    qtbot.addWidget(w)
+    w.set_volume(demo_volume())
+    w._ask_open_labels()
+    qtbot.waitUntil(lambda: w.segmentation is not None, timeout=20000)
+    first = asked[0].split(";;")[0]
+    assert "*.dcm" in first and "*.nii.gz" in first and "*.nrrd" in first
+    assert "*.mha" not in first  # no mask reader for it: it would only fail
+    assert w.segmentation.labelmap.any() and not w.last_error
+
+
+def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ignore[no-untyped-def]
+    import threading
+
+    from medseg_gui.core.volume import Volume
+    from medseg_gui.io.imagefile import write_image
+
+    gate = threading.Event()
+
+    def gated_loader(path, progress):  # type: ignore[no-untyped-def]
+        gate.wait(10)
+        check(progress, 0.5, "reading")  # raises Cancelled once the task was cancelled
+        return marker_volume("ras-thick", LEFT)
+
+    volume = marker_volume("lps-iso", LEFT)
+    mask = write_image(Volume((volume.array > 0).astype(np.uint8), volume.geometry),
+                       tmp_path / "mask.nii.gz")
+    w = MainWindow(loader=gated_loader, dialogs=False)
+    qtbot.addWidget(w)
+    w.set_volume(volume)
+    loaded = []
+    w.studyLoaded.connect(loaded.append)
+    w.open_path("slow study")
+    study_task = w._task
+    w.open_labels(mask)
+    labels_task = w._task
+    assert study_task is not None and study_task._cancel.is_set()
+    w.open_labels(mask)  # a second labels load replaces (and cancels) the first
+    assert labels_task is not None and labels_task._cancel.is_set()
+    qtbot.waitUntil(lambda: w.segmentation is not None and not w.loading, timeout=10000)
+    gate.set()
+    qtbot.wait(200)  # the cancelled study load ends without replacing anything
+    assert w.volume is volume and not loaded
+    assert [s.label for s in w.segmentation.segments] == [1]
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["file", "folder"])
+def test_a_dicom_seg_opened_as_the_study_is_refused(qtbot, shared_data, tmp_path, as_folder):  # type: ignore[no-untyped-def]
+    seg = tmp_path / "seg" / "liver.dcm"
+    seg.parent.mkdir()
+    seg.write_bytes((shared_data / "dcmqi_seg" / "segmentations" / "liver.dcm").read_bytes())
+    path = seg.parent if as_folder else seg
+    w = MainWindow(dialogs=False)  # the default loader, and the study browser for a folder
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loadFailed, timeout=20000) as failed:
+        w.open_path(path)
+    kind = "holds a DICOM SEG (segmentation) but no image series" if as_folder else \
+        "a DICOM SEG (segmentation), not an image series"
+    assert failed.args == [f"{path}: {kind}; open it with --labels on its CT"]
+    assert w.volume is None and not w.loading

@@ -118,6 +118,26 @@ def test_tool_matches_the_function_and_undoes_exactly(win, qtbot, key, value, pr
     assert list(seg.segments) == table_before
 
 
+def test_smooth_and_keep_largest_is_one_undo_step(win, qtbot):  # type: ignore[no-untyped-def]
+    seg = demo_segmentation()
+    label = seg.segments[0].label
+    with_islands(seg, label)
+    assert win.set_segmentation(seg, force=True)
+    before = seg.labelmap.copy()
+    want = Segmentation(before.copy(), seg.geometry, list(seg.segments))
+    median_smooth(want, label, 1.0).write(want)
+    keep_largest_island(want, label).write(want)
+    assert not np.array_equal(want.labelmap, before)
+    steps = len(win.editing.editor.history)
+    with qtbot.waitSignal(win.segment_tools.done, timeout=60000):
+        assert win.segment_tools.run("cleanup", 1.0)
+    np.testing.assert_array_equal(seg.labelmap, want.labelmap)
+    assert len(win.editing.editor.history) == steps + 1
+    assert win.edit_actions.undo.text() == "&Undo Smooth + keep largest"
+    assert win.editing.undo() is not None
+    np.testing.assert_array_equal(seg.labelmap, before)
+
+
 def test_a_result_is_dropped_when_the_label_map_changed_meanwhile(win, qtbot):  # type: ignore[no-untyped-def]
     seg = demo_segmentation()
     label = seg.segments[0].label
@@ -177,5 +197,6 @@ def test_segment_menu_lists_the_tools(win):  # type: ignore[no-untyped-def]
     menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
     texts = [a.text() for a in menus["Segment"].actions()]
     assert texts == ["Fill between slices", "Keep largest island", "Remove small islands...",
-                     "Split islands", "Smooth (median)...", "Closing...", "Grow / shrink..."]
+                     "Split islands", "Smooth (median)...", "Smooth + keep largest...",
+                     "Closing...", "Grow / shrink..."]
     assert not win.segment_tools.actions["fill"].isEnabled()  # no segmentation yet
