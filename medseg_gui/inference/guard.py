@@ -39,6 +39,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medseg_gui.core.volume import Volume
+from medseg_gui.inference.model_card import ModelCard
 
 BODY_HU = -300.0
 BONE_HU = 200.0
@@ -84,10 +85,9 @@ class IntendedUse:
             max_air_margin=limit("air_margin"), trained_on=dict(d.get("trained_on", {})))
 
 
-def intended_use(card: Any) -> IntendedUse | None:
+def intended_use(card: ModelCard) -> IntendedUse | None:
     """The card's intended use, or ``None`` when it states none (a promptable model)."""
-    section = getattr(card, "intended_use", None)
-    return IntendedUse.from_json(section) if section else None
+    return IntendedUse.from_json(card.intended_use) if card.intended_use else None
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
 from medseg_gui.inference.prompts import Prompts
-from medseg_gui.rendering.slice_view import SliceView
+from medseg_gui.rendering.slice_view import SliceView, line_overlay
 
 POSITIVE = (60, 220, 90)
 NEGATIVE = (240, 60, 60)
@@ -102,15 +101,7 @@ class PromptMarkers:
         self.visible = True
         self._preview: tuple[str, list[FloatArray], bool] | None = None
         self._key: Any = None
-        self._mapper = vtkPolyDataMapper()
-        self._mapper.SetInputData(vtkPolyData())
-        self._mapper.SetScalarModeToUseCellData()
-        self.actor = vtkActor()
-        self.actor.SetMapper(self._mapper)
-        self.actor.GetProperty().SetLineWidth(2.0)
-        self.actor.GetProperty().LightingOff()
-        self.actor.PickableOff()
-        view.renderer.AddViewProp(self.actor)
+        self._mapper, self.actor = line_overlay(view)
         view.renderer.AddObserver(vtkCommand.StartEvent, self._update)
         self.shown: dict[str, int] = {}  # what the last render drew (tests read it)
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkTextActor
+from vtkmodules.vtkRenderingCore import vtkTextActor
 
 from medseg_gui.core.measurements import Axis, Recist
-from medseg_gui.rendering.slice_view import SliceView
+from medseg_gui.rendering.slice_view import SliceView, line_overlay
 
 LONG = (255, 220, 40)
 SHORT = (40, 220, 255)
@@ -42,15 +42,7 @@ class RecistLines:
         self.axes: list[Recist] = []
         self.visible = True
         self._key: Any = None
-        self._mapper = vtkPolyDataMapper()
-        self._mapper.SetInputData(vtkPolyData())
-        self._mapper.SetScalarModeToUseCellData()
-        self.actor = vtkActor()
-        self.actor.SetMapper(self._mapper)
-        self.actor.GetProperty().SetLineWidth(2.0)
-        self.actor.GetProperty().LightingOff()
-        self.actor.PickableOff()
-        view.renderer.AddViewProp(self.actor)
+        self._mapper, self.actor = line_overlay(view)
         self._labels: list[vtkTextActor] = []
         view.renderer.AddObserver(vtkCommand.StartEvent, self._update)
         self.shown = 0  # lines the last render drew (tests read it)

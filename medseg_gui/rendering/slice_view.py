@@ -385,3 +385,18 @@ class SliceView:
 def volume_center(geometry: Geometry) -> npt.NDArray[np.float64]:
     """LPS position of the centre voxel of a grid (the first crosshair position)."""
     return geometry.index_to_world([n // 2 for n in geometry.size_ijk])
+
+
+def line_overlay(view: SliceView) -> tuple[vtkPolyDataMapper, vtkActor]:
+    """An unlit, unpickable 2 px line actor in ``view``, coloured per cell (the prompt markers,
+    the RECIST axes): the caller draws by giving the mapper new polydata."""
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputData(vtkPolyData())
+    mapper.SetScalarModeToUseCellData()
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetLineWidth(2.0)
+    actor.GetProperty().LightingOff()
+    actor.PickableOff()
+    view.renderer.AddViewProp(actor)
+    return mapper, actor

@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 VISIBLE, COLOR, NAME, VOLUME, LOCKED = range(5)
 
 
+def _check_item(checked: bool, tip: str) -> QTableWidgetItem:
+    """A check-box cell (visibility, lock) the user may tick."""
+    item = QTableWidgetItem()
+    item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
+                  | Qt.ItemFlag.ItemIsSelectable)
+    item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+    item.setToolTip(tip)
+    return item
+
+
 class SegmentPanel(QDockWidget):
     """Rows of segments; the selected row is the active segment (the one painting)."""
 
@@ -138,18 +148,9 @@ class SegmentPanel(QDockWidget):
         for s in seg.segments if seg is not None else []:
             r = self.table.rowCount()
             self.table.insertRow(r)
-            vis = QTableWidgetItem()
-            vis.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
-                         | Qt.ItemFlag.ItemIsSelectable)
-            vis.setCheckState(Qt.CheckState.Unchecked if s.label in c.hidden
-                              else Qt.CheckState.Checked)
-            vis.setToolTip("Show in the slice views")
-            lock = QTableWidgetItem()
-            lock.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
-                          | Qt.ItemFlag.ItemIsSelectable)
-            lock.setCheckState(Qt.CheckState.Checked if s.label in c.locked
-                               else Qt.CheckState.Unchecked)
-            lock.setToolTip("Locked: no tool (brush, fill, scissors, AI) changes this segment")
+            vis = _check_item(s.label not in c.hidden, "Show in the slice views")
+            lock = _check_item(s.label in c.locked,
+                               "Locked: no tool (brush, fill, scissors, AI) changes this segment")
             swatch = QPixmap(16, 16)
             swatch.fill(QColor(*s.color))
             color = QTableWidgetItem(QIcon(swatch), "")

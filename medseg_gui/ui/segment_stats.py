@@ -175,7 +175,7 @@ class SegmentStats(QObject):
             return
         live = editor.segmentation
         snapshot = Segmentation(live.labelmap.copy(), live.geometry, list(live.segments))
-        draft = editor.draft.copy() if editor.draft is not None else None
+        draft = editor.draft  # never written in place (edits change the live label map)
         volume, intervals = self.window.volume, list(editor.intervals)
         task = Task(lambda p: measure_rows(snapshot, volume, draft, intervals, p))
         task.signals.finished.connect(self._on_measured)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -17,6 +18,23 @@ from medseg_gui.resources import DEMO_STUDY
 
 LEFT_BUTTON = Qt.MouseButton.LeftButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
+
+
+def shown_window(qtbot: Any, width: int = 1400, height: int = 900, *,
+                 active: bool = True) -> Any:
+    """A main window without dialogs, shown at ``width`` x ``height`` (and active: key events
+    reach it); ``qtbot`` closes it with the test."""
+    from medseg_gui.ui.main_window import MainWindow
+
+    w = MainWindow(dialogs=False)
+    qtbot.addWidget(w)
+    w.resize(width, height)
+    w.show()
+    qtbot.waitExposed(w)
+    if active:
+        w.activateWindow()
+        qtbot.waitActive(w)
+    return w
 
 
 @cache

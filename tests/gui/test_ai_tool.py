@@ -24,7 +24,7 @@ from medseg_gui.editing.ai_prompt import prompt_change
 from medseg_gui.rendering.slicing import Orientation
 from medseg_gui.resources import resources_dir
 from medseg_gui.ui.segment_panel import LOCKED
-from tests.gui.editing_helpers import demo_volume, drag
+from tests.gui.editing_helpers import demo_volume, drag, shown_window
 
 pytestmark = pytest.mark.gui
 
@@ -71,15 +71,7 @@ def wait_done(qtbot: Any, win: Any) -> None:
 @pytest.fixture
 def win(qtbot: Any) -> Iterator[Any]:
     """The demo CT centred on its tumour, the AI tool chosen and its model loaded."""
-    from medseg_gui.ui.main_window import MainWindow
-
-    w = MainWindow(dialogs=False)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    qtbot.waitActive(w)
+    w = shown_window(qtbot)
     w.set_volume(demo_volume())
     w.set_crosshair(tumour_centre())
     w.edit_actions.tools["ai"].trigger()  # the Tools menu action (key A)
@@ -389,13 +381,7 @@ def test_the_event_loop_runs_during_a_prediction(win: Any, qtbot: Any) -> None:
 
 
 def test_a_model_that_cannot_load_is_one_message(qtbot: Any) -> None:
-    from medseg_gui.ui.main_window import MainWindow
-
-    w = MainWindow(dialogs=False)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, 1200, 800, active=False)
     w.set_volume(demo_volume())
     w.editing.set_tool("paint")  # an edit that must survive
     view = w.views[Orientation.AXIAL]
@@ -441,13 +427,8 @@ def save_ai_screenshots(win: Any, qtbot: Any, folder: Any) -> None:
 def test_readme_screenshots(qtbot: Any) -> None:
     """The demo study opened as a user would (the study browser indexes its folder)."""
     from medseg_gui.resources import DEMO_STUDY
-    from medseg_gui.ui.main_window import MainWindow
 
-    w = MainWindow(dialogs=False)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, active=False)
     with qtbot.waitSignal(w.studyLoaded, timeout=PREDICT_MS):
         w.open_path(DEMO_STUDY)
     w.set_crosshair(tumour_centre())

@@ -24,7 +24,7 @@ from medseg_gui.editing.morphology import (
 )
 from medseg_gui.rendering.slicing import Orientation
 from medseg_gui.resources import DEMO_RTSTRUCT
-from tests.gui.editing_helpers import centre, demo_volume, drag
+from tests.gui.editing_helpers import centre, demo_volume, drag, shown_window
 
 pytestmark = pytest.mark.gui
 
@@ -52,15 +52,7 @@ def sparse_slices(seg: Segmentation, label: int) -> None:
 
 @pytest.fixture
 def win(qtbot) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    from medseg_gui.ui.main_window import MainWindow
-
-    w = MainWindow(dialogs=False)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    qtbot.waitActive(w)
+    w = shown_window(qtbot)
     w.set_volume(demo_volume())
     w.render_all()
     yield w
