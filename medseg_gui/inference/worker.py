@@ -111,6 +111,7 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
             reasons = check_study(volume, use)
             if reasons:
                 events.put(("outside", {"outside_use": reasons, "stage": "study",
+                                        "model": card.ref,
                                         "summary": warning_line(card.ref, use, reasons)}))
                 return
         backends = open_backends(card, spec["backend"], device=spec["device"])  # one per GPU
@@ -129,7 +130,7 @@ def _child(spec: dict[str, Any], events: Any, cancel: Any) -> None:
             "uncertain": [r.to_dict() for r in uncertain], "uncertain_band": [LOW, HIGH],
             "backend": result.backend, "precision": result.precision, "device": result.device,
             "summary": result.summary(), "messages": result.messages,
-            **({"outside_use": outside, "stage": "result",
+            **({"outside_use": outside, "stage": "result", "model": card.ref,
                 "warning": warning_line(card.ref, use, outside)} if use and outside else {})}))
     except Cancelled:
         events.put(("cancelled",))

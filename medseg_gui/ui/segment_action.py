@@ -232,9 +232,11 @@ class SegmentAction(QObject):
             else:
                 self.refused.emit(text)
             return
+        # The what-to-do first: the status bar cuts a long line behind the HU readout.
         self.window.statusBar().showMessage(
-            f"Not {'segmented' if study else 'shown as a draft'}: {text}. Outline the lesion "
-            "with the AI prompt tool (A) instead.")
+            f"Not {'segmented' if study else 'shown as a draft'}: outside what "
+            f"{job.report.get('model', 'the model')} was trained for; outline the lesion with "
+            f"the AI prompt tool (A) instead. Why: {'; '.join(job.report['outside_use'])}")
         self.refused.emit(text)
 
     def offer_prompt_tool(self) -> None:
