@@ -1,39 +1,58 @@
 #!/bin/bash
-# Three seeds of the promptable model side by side on one GPU (how prompt-unet 1.0.0 was trained,
-# run from the repository root on the GPU machine with .ptdata/train and a MONAI wheel in .whl/). $1: first|resume, $2: minutes
-# of this call; with "bench" as $3 also times prompts on the GPU afterwards.
+# Promptable-model runs side by side on one GPU machine, in one lease spanning several device calls.
+#
+#   bash benchmarks/train_prompt_gpu.sh MINUTES BUDGET RUN...     RUN = name:data[+data...]:seed
+#
+# The first call installs the carried MONAI wheel (.whl/), merges the data sets a run names
+# (prepared folders, e.g. .ptdata/train+.ptdata-synth/train) and starts every run in its own
+# process session (setsid), so the runs go on between calls while the machine is held; every
+# call then watches for MINUTES and returns. BUDGET is each run's training time in minutes: the
+# first run to time its steps 20-80 fits the schedule to it and the others take the same number
+# of steps (--schedule-file). The call in which all runs have ended puts their transfer bundles
+# (float16 weights, record, log) into $OUT; assemble them here with
+# `medseg train-prompt --assemble BUNDLE --out engines/<id>/<version>`.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+minutes=$1; budget=$2; shift 2
+W=/tmp/w
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm --format=csv
-python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__, torch.cuda.get_device_name(0))"
-mkdir -p /tmp/w
-extra=""; [ "$1" = resume ] && extra="--resume"
-pids=()
-for s in 0 1 2; do
-  python3 -m medseg_gui.training train-prompt --data .ptdata/train --out /tmp/w/s$s/model \
-    --work /tmp/w/s$s --seed $s --steps 60000 --budget-minutes 15 --minutes $2 \
-    --log-every 100 $extra >> /tmp/w/log$s.txt 2>&1 &
-  pids+=($!)
-done
-alive() { for p in "${pids[@]}"; do kill -0 $p 2>/dev/null && return 0; done; return 1; }
-while alive; do sleep 45; for s in 0 1 2; do echo "s$s: $(grep -v -i warn /tmp/w/log$s.txt | tail -n 1)"; done; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done
-wait
-if [ "${3:-}" = bench ] && [ -f /tmp/w/s0/model/model.json ]; then
-  python3 benchmarks/bench_prompt.py --model /tmp/w/s0/model --study .gpu/demo.npz --threads 8 --repeat 7 > /tmp/w/bench.txt 2>&1
-  grep -v -i "warn\|torchvision" /tmp/w/bench.txt | tail -n 30
+if [ ! -f $W/started ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv
+  python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__)"
+  mkdir -p $W
+  for run in "$@"; do
+    IFS=: read -r name data seed <<< "$run"
+    if [[ $data == *+* ]]; then
+      python3 -m medseg_gui.training train-prompt --merge ${data//+/ } --data $W/data_$name || exit 1
+      data=$W/data_$name
+    fi
+    setsid nohup python3 -m medseg_gui.training train-prompt --data $data --out $W/$name/model \
+      --work $W/$name --seed $seed --steps 60000 --budget-minutes $budget \
+      --schedule-file $W/schedule.txt --no-export --log-every 100 > $W/$name.log 2>&1 &
+    echo "$name" >> $W/runs
+  done
+  touch $W/started
 fi
-for s in 0 1 2; do for f in /tmp/w/s$s/transfer/weights.*.safetensors; do [ -f $f ] && cp $f $OUT/s${s}_$(basename $f); done; done
+end=$(( $(date +%s) + ${minutes%.*} * 60 ))
+running() { pgrep -f "train-prompt --data" > /dev/null; }
+while running && [ $(date +%s) -lt $end ]; do
+  sleep 30
+  for name in $(cat $W/runs); do echo "$name: $(grep -v -i warn $W/$name.log | tail -n 1)"; done
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+done
+if running; then echo "still training: call again"; exit 0; fi
+for name in $(cat $W/runs); do
+  for f in $W/$name/transfer/weights.*.safetensors; do [ -f $f ] && cp $f $OUT/${name}_$(basename $f); done
+done
 python3 - <<'PY'
 import json, os, pathlib
-out = pathlib.Path(os.environ["OUT"])
+w, out = pathlib.Path("/tmp/w"), pathlib.Path(os.environ["OUT"])
 rec = {}
-for s in range(3):
-    p = pathlib.Path(f"/tmp/w/s{s}/transfer/record.json")
-    rec[f"s{s}"] = json.loads(p.read_text()) if p.is_file() else None
-json.dump(rec, open(out / "records.json", "w"), indent=1)
-logs = "".join(f"===== seed {s}\n" + pathlib.Path(f"/tmp/w/log{s}.txt").read_text() for s in range(3))
-b = pathlib.Path("/tmp/w/bench.txt")
-(out / "logs.txt").write_text(logs + ("===== bench\n" + b.read_text() if b.is_file() else ""))
+for name in (w / "runs").read_text().split():
+    p = w / name / "transfer" / "record.json"
+    rec[name] = {"record": json.loads(p.read_text()) if p.is_file() else None,
+                 "log": (w / f"{name}.log").read_text()}
+(out / "records.json").write_text(json.dumps(rec, indent=1))
 PY
 ls -la $OUT

@@ -12,20 +12,30 @@ import torch
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.inference.model_card import load_card
+from medseg_gui.inference.network import build_network
 from medseg_gui.inference.prompt_encoding import PromptConfig
+from medseg_gui.io.errors import LoadError
 from medseg_gui.io.imagefile import read_image, write_image
 from medseg_gui.training.interactive_data import (
     SourceCase,
     decode_hu,
     encode_hu,
     lps_aligned,
+    merge_prepared,
     open_interactive,
     prepare_sources,
     shared_sources,
 )
 from medseg_gui.training.interactive_eval import next_click, region_centre
 from medseg_gui.training.prompt_sampler import PatchSampler
-from medseg_gui.training.prompt_trainer import PromptTrainConfig, assemble, train_prompt
+from medseg_gui.training.prompt_trainer import (
+    PhaseTimes,
+    PromptTrainConfig,
+    assemble,
+    shared_schedule,
+    train_prompt,
+    train_step,
+)
 from medseg_gui.training.simulated_user import (
     centre_click,
     correct,
@@ -200,3 +210,50 @@ def test_the_evaluation_user_clicks_centres_of_the_largest_error() -> None:
     nxt = next_click(ref, pred, g)
     assert nxt is not None and nxt[1] and 24 <= nxt[0][0] <= 28
     assert next_click(ref, ref, g) is None
+
+
+def test_runs_side_by_side_share_the_first_fitted_schedule(tmp_path: Path) -> None:
+    path = str(tmp_path / "schedule.txt")
+    assert shared_schedule("", 123) == 123  # no file: each run keeps its own fit
+    assert shared_schedule(path, 4100) == 4100  # the first run writes its fit ...
+    assert shared_schedule(path, 3900) == 4100  # ... and a run beside it takes it
+    assert Path(path).read_text() == "4100\n"
+
+
+def test_phase_times_account_for_every_calibration_step(prepared: Path) -> None:
+    data = open_interactive(prepared)
+    sampler = PatchSampler([data.load(c.case_id) for c in data.select("train")], TINY,
+                           torch.device("cpu"))
+    net = build_network(PromptTrainConfig(data="", out="", work="", channels=(4, 8),
+                                          res_units=1).architecture())
+    opt = torch.optim.AdamW(net.parameters())
+    times = PhaseTimes()
+    gen = torch.Generator().manual_seed(0)
+    from monai.losses.dice import DiceCELoss
+
+    for _ in range(2):
+        train_step(net, opt, sampler, TINY, 2, gen, False, DiceCELoss(to_onehot_y=True,
+                                                                      softmax=True), times)
+    assert times.steps == 2 and all(v > 0 for v in times.seconds.values())
+    assert "simulated user" in times.summary()
+
+
+def test_merged_sets_train_on_every_case_under_one_hash(prepared: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(prepared, other)
+    manifest = json.loads((other / "objects.json").read_text())
+    for c in manifest["cases"]:
+        (other / f"{c['case_id']}.npz.xz").rename(other / f"x{c['case_id']}.npz.xz")
+        c["case_id"] = "x" + c["case_id"]
+    (other / "objects.json").write_text(json.dumps(manifest))
+    merged = merge_prepared([prepared, other], tmp_path / "merged")
+    a = open_interactive(prepared)
+    assert len(merged.cases) == 2 * len(a.cases)
+    assert merged.data_sha256 != a.data_sha256
+    first = a.cases[0].case_id
+    np.testing.assert_array_equal(merged.load("x" + first).hu, a.load(first).hu)
+    with pytest.raises(LoadError, match="more than one set"):
+        merge_prepared([prepared, prepared], tmp_path / "twice")

@@ -344,3 +344,36 @@ def prepare_sources(sources: Sequence[SourceCase], out: str | Path, spacing: Seq
     write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     check(progress, 1.0, f"prepared {len(cases)} cases")
     return open_interactive(folder)
+
+
+def merge_prepared(folders: Sequence[str | Path], out: str | Path) -> InteractiveSet:
+    """One prepared set holding the cases of several (links to their case files, one
+    manifest whose hash follows the same rule over all the cases), so a run can train on
+    sets prepared apart, e.g. the shared cases and synthetic lesions."""
+    sets = [open_interactive(f) for f in folders]
+    spacings = {s.spacing for s in sets}
+    if len(spacings) != 1:
+        raise LoadError(Path(out), f"cannot merge sets prepared at different spacings "
+                                   f"{sorted(spacings)}")
+    dest = Path(out)
+    dest.mkdir(parents=True, exist_ok=True)
+    cases: list[CaseInfo] = []
+    for s in sets:
+        for c in s.cases:
+            if any(c.case_id == o.case_id for o in cases):
+                raise LoadError(s.folder, f"case {c.case_id} is in more than one set")
+            link = dest / f"{c.case_id}.npz.xz"
+            link.unlink(missing_ok=True)
+            link.symlink_to((s.folder / link.name).resolve())
+            cases.append(c)
+    lines = sorted(f"{c.case_id}/{name} {digest}" for c in cases
+                   for name, digest in c.sources.items())
+    manifest = {"data_sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+                "spacing": list(sets[0].spacing),
+                "command": " + ".join(s.command or str(s.folder) for s in sets),
+                "sha256_rule": "sha256 of sorted '<case>/<file> <sha256 of file>' lines "
+                               "(DICOM folders: their masks only)",
+                "merged_from": {str(s.folder): s.data_sha256 for s in sets},
+                "cases": [c.to_json() for c in cases]}
+    write_bytes(dest / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+    return open_interactive(dest)

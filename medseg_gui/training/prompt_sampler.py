@@ -103,13 +103,14 @@ class PatchSampler:
         picks = torch.multinomial(self.weights, batch, replacement=True, generator=gen).tolist()
         base_extent = self.base_spacing * torch.tensor(self.cfg.patch, dtype=torch.float32,
                                                        device=dev)
+        # the per-sample choices in one transfer: a device sync per sample would stall the
+        # GPU queue between the small kernels of each crop
+        draws = torch.rand(batch, 7, generator=gen, device=dev).tolist()
         hus, labels = [], []
-        for n in picks:
+        for n, u in zip(picks, draws, strict=True):
             obj = self.objects[n]
             sp_case = self.spacing[obj.case]
-            u = torch.rand(8, generator=gen, device=dev)
-            fit = bool(u[0] < 0.5)
-            if fit:  # the whole object with a margin, at the zoom that fits it
+            if u[0] < 0.5:  # the whole object with a margin, at the zoom that fits it
                 need = obj.extent_mm * (1.15 + 0.45 * torch.rand(3, generator=gen, device=dev))
                 zoom = (need / base_extent).clamp(1.0, self.cfg.max_zoom)
                 centre = (obj.lo + 1) * sp_case + obj.extent_mm / 2
@@ -117,16 +118,16 @@ class PatchSampler:
                                                                      device=dev)
             else:  # zoom 1 around a voxel inside it, as after a first click
                 zoom = torch.ones(3, device=dev)
-                pick = int(torch.randint(len(obj.inside), (1,), generator=gen, device=dev))
-                centre = obj.inside[pick] * sp_case
+                centre = obj.inside[min(int(u[6] * len(obj.inside)), len(obj.inside) - 1)] * \
+                    sp_case
             zoom = (zoom * (0.9 + 0.2 * torch.rand(3, generator=gen, device=dev))).clamp(
                 0.9, self.cfg.max_zoom)
             spacing = self.base_spacing * zoom
             offsets = self.unit * spacing  # mm, (D, H, W, 3) in z, y, x
-            flip = torch.where(u[1:4] < 0.5, -1.0, 1.0)
+            flip = torch.tensor([-1.0 if f < 0.5 else 1.0 for f in u[1:4]], device=dev)
             offsets = offsets * flip
             if u[4] < 0.5:  # in-plane rotation about z
-                a = float((u[5] - 0.5) * 2 * math.radians(15))
+                a = (u[5] - 0.5) * 2 * math.radians(15)
                 c, s = math.cos(a), math.sin(a)
                 y, x = offsets[..., 1].clone(), offsets[..., 2].clone()
                 offsets[..., 1], offsets[..., 2] = c * y - s * x, s * y + c * x

@@ -75,6 +75,7 @@ class PromptTrainConfig:
     warmup_steps: int = 200
     seed: int = 0
     checkpoint_every: int = 500
+    schedule_file: str = ""
     log_every: int = 50
     resume: bool = False
     device: str = "auto"
@@ -131,18 +132,54 @@ def interaction_step(net: nn.Module, hu: torch.Tensor, label: torch.Tensor, cfg:
     return x
 
 
+class PhaseTimes:
+    """Seconds per phase of the training steps it is given to (device-synchronised, so only
+    for a few steps: it is how the calibration steps report where a step goes)."""
+
+    PHASES = ("crops", "simulated user", "update")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.steps = 0
+        self._t = 0.0
+
+    def mark(self, device: torch.device, phase: str | None = None) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        now = time.perf_counter()
+        if phase is not None:
+            self.seconds[phase] += now - self._t
+        self._t = now
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values()) or 1.0
+        return ", ".join(f"{k} {1000 * v / max(self.steps, 1):.0f} ms ({100 * v / total:.0f} %)"
+                         for k, v in self.seconds.items())
+
+
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, sampler: PatchSampler,
                cfg: PromptConfig, batch: int, gen: torch.Generator, amp: bool,
-               loss_fn: Any) -> float:
-    """One optimizer step on a simulated interaction of ``batch`` fresh crops; the loss."""
+               loss_fn: Any, times: PhaseTimes | None = None) -> float:
+    """One optimizer step on a simulated interaction of ``batch`` fresh crops; the loss.
+    ``times`` (optional) collects where the step's time went."""
+    dev = sampler.device
+    if times is not None:
+        times.mark(dev)
     hu, label = sampler.sample(batch, gen)
+    if times is not None:
+        times.mark(dev, "crops")
     x = interaction_step(net, hu, label, cfg, gen, amp, rounds(gen, hu.device))
+    if times is not None:
+        times.mark(dev, "simulated user")
     with torch.autocast(hu.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = net(x)
     loss = loss_fn(logits.float(), label[:, None].float())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if times is not None:
+        times.mark(dev, "update")
+        times.steps += 1
     return float(loss.detach())
 
 
@@ -191,10 +228,13 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
     seconds_before = state.seconds
     net.train()
     t_cal = 0.0
+    times = PhaseTimes()
     while state.step < state.total_steps:
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, state.step, state.total_steps)
-        loss = train_step(net, opt, sampler, cfg.prompt, cfg.batch, gen, amp, loss_fn)
+        timed = CALIBRATE_FROM <= state.step < CALIBRATE_TO and seconds_before == 0
+        loss = train_step(net, opt, sampler, cfg.prompt, cfg.batch, gen, amp, loss_fn,
+                          times if timed else None)
         state.step += 1
         state.losses.append(round(loss, 4))
         state.seconds = seconds_before + time.perf_counter() - t_run
@@ -207,9 +247,10 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
             else:
                 rate = (CALIBRATE_TO - CALIBRATE_FROM) / (time.perf_counter() - t_cal)
                 fit = int(state.step + (cfg.budget_minutes * 60 - state.seconds) * rate)
-                state.total_steps = max(state.step + 1, min(cfg.steps, fit))
-                progress(0.05, f"{rate:.2f} steps/s: {state.total_steps} steps fit in "
-                         f"{cfg.budget_minutes:g} min")
+                state.total_steps = shared_schedule(
+                    cfg.schedule_file, max(state.step + 1, min(cfg.steps, fit)))
+                progress(0.05, f"{rate:.2f} steps/s ({times.summary()}): {state.total_steps} "
+                         f"steps fit in {cfg.budget_minutes:g} min")
         if state.step % cfg.log_every == 0 or state.step == state.total_steps:
             recent = state.losses[-cfg.log_every:]
             msg = (f"step {state.step}/{state.total_steps} loss {sum(recent) / len(recent):.4f} "
@@ -235,6 +276,27 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
     card = write_prompt_model(net, cfg, record, Path(cfg.out))
     progress(1.0, f"wrote {card.folder}")
     return card
+
+
+def shared_schedule(path: str, steps: int) -> int:
+    """``steps``, or the schedule length another run wrote to ``path`` first (runs compared
+    with each other, side by side on one GPU, then train exactly as many steps)."""
+    if not path:
+        return steps
+    import os
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        for _ in range(50):  # the first run may still be writing it
+            text = Path(path).read_text(encoding="utf-8")
+            if text.endswith("\n"):
+                return int(text)
+            time.sleep(0.1)
+        raise LoadError(Path(path), "the shared schedule file stayed empty") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"{steps}\n")
+    return steps
 
 
 def _record(cfg: PromptTrainConfig, data: InteractiveSet, state: TrainState,

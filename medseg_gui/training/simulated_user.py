@@ -31,15 +31,18 @@ DEPTH_ITERS = 12
 
 
 def depth(mask: torch.Tensor, iters: int = DEPTH_ITERS) -> torch.Tensor:
-    """Erosion depth of a boolean ``(B, D, H, W)`` mask (0 outside, 1 at its border, ...)."""
-    m = mask[:, None].float()
+    """Erosion depth of a boolean ``(B, D, H, W)`` mask (0 outside, 1 at its border, ...).
+
+    Half precision on a GPU (depths up to ``iters`` are exact in it) halves the memory traffic
+    of the pooling passes, the simulated user's largest cost."""
+    m = mask[:, None].to(torch.float16 if mask.is_cuda else torch.float32)
     total = m.clone()
     for _ in range(iters - 1):
         m = -F.max_pool3d(-m, 3, stride=1, padding=1)
         if not bool(m.any()):
             break
         total += m
-    return total[:, 0]
+    return total[:, 0].float()
 
 
 def _argmax_zyx(score: torch.Tensor) -> torch.Tensor:
@@ -49,18 +52,22 @@ def _argmax_zyx(score: torch.Tensor) -> torch.Tensor:
     return torch.stack([flat // (h * w), (flat // w) % h, flat % w], dim=1).float()
 
 
-def centre_click(mask: torch.Tensor, gen: torch.Generator, jitter: float = 0.3) -> torch.Tensor:
+def centre_click(mask: torch.Tensor, gen: torch.Generator, jitter: float = 0.3,
+                 d: torch.Tensor | None = None) -> torch.Tensor:
     """The deepest voxel of each mask (noise breaks ties and sometimes picks a near-deepest
-    one), ``(B, 3)``; meaningless where a mask is empty (check ``mask.any``)."""
-    d = depth(mask)
+    one), ``(B, 3)``; meaningless where a mask is empty (check ``mask.any``). ``d``: the
+    mask's :func:`depth` when the caller has it already."""
+    d = depth(mask) if d is None else d
     noise = torch.rand(d.shape, generator=gen, device=d.device) * jitter * \
         d.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
     return _argmax_zyx(torch.where(mask, d + noise, torch.full_like(d, -1.0)))
 
 
-def random_click(mask: torch.Tensor, gen: torch.Generator, min_depth: float = 0.4) -> torch.Tensor:
-    """A random voxel of each mask at least ``min_depth`` of its deepest voxel inside it."""
-    d = depth(mask)
+def random_click(mask: torch.Tensor, gen: torch.Generator, min_depth: float = 0.4,
+                 d: torch.Tensor | None = None) -> torch.Tensor:
+    """A random voxel of each mask at least ``min_depth`` of its deepest voxel inside it
+    (``d`` as in :func:`centre_click`)."""
+    d = depth(mask) if d is None else d
     ok = d >= (min_depth * d.amax(dim=(1, 2, 3), keepdim=True)).clamp_min(1.0)
     score = torch.rand(d.shape, generator=gen, device=d.device)
     return _argmax_zyx(torch.where(ok & mask, score, torch.full_like(score, -1.0)))
@@ -137,7 +144,8 @@ def _stroke_points(mask: torch.Tensor, gen: torch.Generator, count: int = 3,
                    steps: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     """A polyline through ``count`` random voxels of each (single-slice) mask, sampled at
     ``steps`` points per segment, kept where it stays inside the mask: ``(B, N, 3)``, valid."""
-    anchors = [random_click(mask, gen, min_depth=0.0) for _ in range(count)]
+    d = depth(mask, iters=1)  # min_depth 0: only "inside or not" matters
+    anchors = [random_click(mask, gen, min_depth=0.0, d=d) for _ in range(count)]
     t = torch.linspace(0.0, 1.0, steps, device=mask.device)[None, :, None]
     pts = torch.cat([a[:, None] + t * (b - a)[:, None]
                      for a, b in itertools.pairwise(anchors)], dim=1)
@@ -193,14 +201,15 @@ def initial_prompts(label: torch.Tensor, gen: torch.Generator) -> tuple[PromptBa
     has = label.flatten(1).any(dim=1)
     batch = PromptBatch(EncodedPrompts.empty(b, dev), torch.zeros_like(label, dtype=torch.float32))
     # clicks: the centre for half of them, a random deep voxel for the others; extra clicks
-    centre = centre_click(label, gen)
-    anywhere = random_click(label, gen)
+    d_label = depth(label)
+    centre = centre_click(label, gen, d=d_label)
+    anywhere = random_click(label, gen, d=d_label)
     pick = torch.rand(b, generator=gen, device=dev) < 0.5
     click = torch.where(pick[:, None], centre, anywhere)
     is_point = mode == 0
     batch.add_points(click, torch.ones(b, dtype=torch.bool, device=dev), is_point & has)
     extra = is_point & has & (torch.rand(b, generator=gen, device=dev) < 0.2)
-    batch.add_points(random_click(label, gen), torch.ones_like(extra), extra)
+    batch.add_points(random_click(label, gen, d=d_label), torch.ones_like(extra), extra)
     # boxes: the bounding box with a little slack (3D), or a rectangle on one slice (2D)
     lo, hi = bounding_boxes(label)
     size = (hi - lo + 1)
@@ -214,17 +223,32 @@ def initial_prompts(label: torch.Tensor, gen: torch.Generator) -> tuple[PromptBa
     p.box_lo, p.box_hi = box_lo[:, None], box_hi[:, None]
     p.box_valid = (((mode == 1) | (mode == 2)) & has)[:, None]
     # a scribble on one slice inside the object
-    eroded = depth(label) >= 2
+    eroded = d_label >= 2
     on_slice = _on_slice(torch.where(eroded.flatten(1).any(1)[:, None, None, None], eroded,
                                      label), axis, index)
     pts, valid = _stroke_points(on_slice, gen)
     p.scribble, p.scribble_valid = pts, valid & ((mode == 3) & has)[:, None]
-    # a damaged draft, and a first corrective click on it
-    draft = damaged_draft(label, gen) & (mode == 4)[:, None, None, None]
+    # a damaged draft, and a first corrective click on it (made only for the samples that
+    # get one: its wide pooling kernels cost more than the rest of the prompts)
+    rows = (mode == 4).nonzero()[:, 0]
+    draft = torch.zeros_like(label)
+    if len(rows):
+        draft[rows] = damaged_draft(label[rows], gen)
     batch.prior = draft.float()
     need = (mode == 4) & has
     correct(batch, label, draft, gen, valid=need)
     return batch, mode
+
+
+def _depth_of_rows(mask: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """:func:`depth` of the samples where ``rows`` (all when ``None``), zero elsewhere."""
+    if rows is None:
+        return depth(mask)
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    idx = rows.nonzero()[:, 0]
+    if len(idx):
+        out[idx] = depth(mask[idx])
+    return out
 
 
 def correct(batch: PromptBatch, label: torch.Tensor, pred: torch.Tensor, gen: torch.Generator,
@@ -235,12 +259,13 @@ def correct(batch: PromptBatch, label: torch.Tensor, pred: torch.Tensor, gen: to
     b = label.shape[0]
     dev = label.device
     fn, fp = label & ~pred, pred & ~label
-    d_fn, d_fp = depth(fn).amax(dim=(1, 2, 3)), depth(fp).amax(dim=(1, 2, 3))
-    positive = d_fn >= d_fp
+    depth_fn, depth_fp = _depth_of_rows(fn, valid), _depth_of_rows(fp, valid)
+    positive = depth_fn.amax(dim=(1, 2, 3)) >= depth_fp.amax(dim=(1, 2, 3))
     err = torch.where(positive[:, None, None, None], fn, fp)
     has_err = err.flatten(1).any(dim=1)
     ok = has_err if valid is None else has_err & valid
-    click = centre_click(err, gen)
+    click = centre_click(err, gen, d=torch.where(positive[:, None, None, None], depth_fn,
+                                                 depth_fp))
     scribble = (~positive) & (torch.rand(b, generator=gen, device=dev) < scribble_odds)
     batch.add_points(click, positive, ok & ~scribble)
     axis = _slice_axis(b, gen, dev)

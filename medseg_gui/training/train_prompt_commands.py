@@ -46,6 +46,14 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
                                    splits=tuple(args.splits), progress=_print, command=command)
         print(f"prepared {len(done.cases)} cases into {done.folder}: {done.summary()}")
         return 0
+    if args.merge:
+        from medseg_gui.training.interactive_data import merge_prepared
+
+        if not args.data:
+            raise LoadError(Path("."), "--merge needs --data DIR: where to write the set")
+        done = merge_prepared(args.merge, args.data)
+        print(f"merged {len(done.cases)} cases into {done.folder}: {done.summary()}")
+        return 0
     if args.assemble:
         if not args.out:
             raise LoadError(Path(args.assemble), "--assemble needs --out MODEL_FOLDER")
@@ -59,7 +67,7 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
         data=args.data, out=str(out), work=args.work or str(out.parent / f".work-{out.name}"),
         model_id=args.model_id or out.parent.name, version=args.version or out.name,
         channels=tuple(args.channels), prompt=prompt, steps=args.steps, minutes=args.minutes,
-        budget_minutes=args.budget_minutes,
+        budget_minutes=args.budget_minutes, schedule_file=args.schedule_file or "",
         batch=args.batch, lr=args.lr, seed=args.seed, resume=args.resume, device=args.device,
         log_every=args.log_every, export=not args.no_export, command=command)
     trained = train_prompt(cfg, _print)
@@ -76,6 +84,8 @@ def add_commands(subparsers: Any) -> None:
                    "(../shared/data) into --data and stop")
     p.add_argument("--splits", nargs="+", default=["train"],
                    choices=("train", "validation", "test"), help="splits to prepare (train)")
+    p.add_argument("--merge", nargs="+", metavar="SET", help="merge these prepared sets "
+                   "into --data (links to their case files) and stop")
     p.add_argument("--data", help="prepared set (objects.json)")
     p.add_argument("--out", help="model folder to write, engines/<model-id>/<version>")
     p.add_argument("--work", help="checkpoints and the transfer bundle (default: beside --out)")
@@ -92,6 +102,9 @@ def add_commands(subparsers: Any) -> None:
                    help="stop (checkpointed) after this many minutes; --resume continues")
     p.add_argument("--budget-minutes", type=float, default=0.0,
                    help="fit the schedule to this many minutes of training in all")
+    p.add_argument("--schedule-file", metavar="FILE", help="with --budget-minutes: the first "
+                   "run to fit its schedule writes its length here and runs started beside it "
+                   "take that length (same steps for runs compared with each other)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
