@@ -11,7 +11,7 @@ from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.editing import SegmentEditor
 from medseg_gui.editing.ai_prompt import PromptSession, find_object, prompt_change
-from medseg_gui.editing.base import Region
+from medseg_gui.editing.base import Change, Region
 from medseg_gui.editing.constraints import Overwrite, PaintConstraint
 from medseg_gui.inference.prompts import box, point
 
@@ -122,3 +122,38 @@ def test_each_prompt_is_one_undo_step_that_restores_the_voxels_exactly() -> None
     assert session.undone(editor.undo())  # type: ignore[arg-type]
     assert np.array_equal(seg.labelmap, before) and not session.started
     assert session.edits == []
+
+
+def test_what_the_hand_erased_or_painted_in_a_session_stays_through_later_prompts() -> None:
+    seg = segmentation()
+    editor = SegmentEditor(seg, np.zeros(GEOM.shape, np.int16))
+    session = PromptSession(1)
+    region: Region = (slice(4, 10), slice(3, 16), slice(3, 16))
+    first = session.request(point(world(6, 8, 8)), seg.labelmap, GEOM)
+    session.commit(first, result_everywhere_in(region), seg.labelmap, editor.apply)
+    assert seg.labelmap[region].min() == 1
+    # the user erases a corner of the AI's mask and paints a voxel beside it by hand
+    erase = seg.labelmap.copy()
+    erase[4:10, 3:6, 3:6] = 0
+    erase[7, 2, 8] = 1
+    hand = editor.apply(Change("Erase", (slice(0, 20), slice(0, 40), slice(0, 40)), erase))
+    assert hand is not None
+    session.edited_by_hand(hand, seg.labelmap)
+    assert session.object is not None and not session.object[5, 4, 4] and session.object[7, 2, 8]
+    # the next prompt's model result covers the corner again and drops the painted voxel
+    second = session.request(point(world(6, 12, 12)), seg.labelmap, GEOM)
+    assert not second.prior[5, 4, 4]  # the model is told what the hand did
+    again = result_everywhere_in((slice(4, 10), slice(2, 16), slice(2, 16)))  # grows at i = 2
+    again.mask[:, 0, :] = False
+    session.commit(second, again, seg.labelmap, editor.apply)
+    assert (seg.labelmap[4:10, 3:6, 3:6] == 0).all()  # erased stays erased
+    assert seg.labelmap[7, 2, 8] == 1  # painted stays painted
+    assert seg.labelmap[6, 10, 10] == 1 and seg.labelmap[12, 15, 15] == 2
+    # undoing the hand edit lifts its hold: a later prompt may cover the corner again
+    assert session.undone(editor.undo())  # type: ignore[arg-type]  # the second prompt
+    assert editor.undo() is hand
+    session.edited_by_hand(hand, seg.labelmap, undo=True)
+    assert session.by_hand == [] and session.object[5, 4, 4] and not session.object[7, 2, 8]
+    third = session.request(point(world(6, 12, 12)), seg.labelmap, GEOM)
+    session.commit(third, result_everywhere_in(region), seg.labelmap, editor.apply)
+    assert (seg.labelmap[4:10, 3:6, 3:6] == 1).all()

@@ -11,6 +11,11 @@ object's current mask as the prior (:class:`PromptRequest`, computed off the GUI
 the model's mask, the rest of the segment stays, other segments change only where the paint
 rules allow (``Overwrite.ALL``, not locked), and nothing outside the crop changes.
 Undo of a prompt's step restores the voxels exactly and drops that prompt from the session.
+
+What the user paints or erases by hand in the segment during a session (brush, eraser, fill,
+...) is the object's truth from then on: it enters the object's mask (so the model's prior says
+so too) and later prompts leave those voxels as the hand left them, as in ITK-SNAP, where the
+user's strokes are never overwritten by the next run. Undoing such an edit lifts that again.
 """
 
 from __future__ import annotations
@@ -88,16 +93,45 @@ def _bounds(mask: BoolArray) -> Region | None:
             slice(int(idx[2][0]), int(idx[2][-1]) + 1))
 
 
+def _hand_voxels(edit: Edit, label: int) -> tuple[BoolArray, BoolArray]:
+    """The voxels of ``edit.region`` that ``edit`` put into segment ``label`` and those it took
+    out of it."""
+    changed = edit.changed_mask()
+    old = np.zeros(changed.shape, dtype=np.dtype(edit.dtype))
+    new = old.copy()
+    old[changed], new[changed] = edit.values("old"), edit.values("new")
+    return changed & (new == label) & (old != label), changed & (old == label) & (new != label)
+
+
+def _overlap(a: Region, b: Region) -> tuple[Region, Region] | None:
+    """The common box of ``a`` and ``b`` as slices into each, or ``None``."""
+    lo = [max(x.start, y.start) for x, y in zip(a, b, strict=True)]
+    hi = [min(x.stop, y.stop) for x, y in zip(a, b, strict=True)]
+    if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
+        return None
+    ia = tuple(slice(l_ - x.start, h - x.start) for l_, h, x in zip(lo, hi, a, strict=True))
+    ib = tuple(slice(l_ - y.start, h - y.start) for l_, h, y in zip(lo, hi, b, strict=True))
+    return (ia[0], ia[1], ia[2]), (ib[0], ib[1], ib[2])
+
+
 def prompt_change(labelmap: LabelArray, label: int, result: PromptResult,
                   object_before: BoolArray | None, *, name: str,
                   constraint: PaintConstraint = NO_CONSTRAINT,
-                  image: npt.NDArray[Any] | None = None) -> tuple[Change, BoolArray]:
+                  image: npt.NDArray[Any] | None = None,
+                  by_hand: tuple[Edit, ...] = ()) -> tuple[Change, BoolArray]:
     """The edit that puts ``result`` into segment ``label`` (see the module docstring) and the
-    object's voxels inside ``result.region`` afterwards."""
+    object's voxels inside ``result.region`` afterwards; ``by_hand``: the user's own edits of
+    the session, oldest first, whose voxels stay as the hand left them."""
     region = result.region
     old = labelmap[region]
     before = object_before[region] if object_before is not None else np.zeros(old.shape, bool)
     new_object = np.where(result.covered, result.mask, before)
+    for edit in by_hand:
+        both = _overlap(region, edit.region) if edit.region is not None else None
+        if both is not None:
+            added, erased = _hand_voxels(edit, label)
+            here, there = both
+            new_object[here] = (new_object[here] & ~erased[there]) | added[there]
     was = old == label
     target = (was & ~before) | new_object
     new = old.copy()
@@ -138,6 +172,7 @@ class PromptSession:
     object: BoolArray | None = None
     started: bool = False
     steps: list[_Step] = field(default_factory=list)
+    by_hand: list[Edit] = field(default_factory=list)
 
     def request(self, new: Prompts, labelmap: LabelArray, geometry: Geometry) -> PromptRequest:
         """The model run for ``new`` added to the session (call off the GUI thread: the first
@@ -154,10 +189,10 @@ class PromptSession:
         it the object's mask for the next prompt."""
         change, inside = prompt_change(labelmap, self.label, result, request.prior,
                                        name=request.new.describe(), constraint=constraint,
-                                       image=image)
+                                       image=image, by_hand=tuple(self.by_hand))
         edit = apply(change)
-        obj = np.zeros(labelmap.shape, dtype=bool) if request.prior is None else \
-            request.prior.copy()
+        base = self.object if self.object is not None else request.prior  # hand edits since
+        obj = np.zeros(labelmap.shape, dtype=bool) if base is None else base.copy()
         obj[result.region] = inside
         self.steps.append(_Step(self.prompts, self.object, edit))
         self.prompts, self.object, self.started = request.prompts, obj, True
@@ -171,6 +206,22 @@ class PromptSession:
             self.started = bool(self.steps)
             return True
         return False
+
+    def edited_by_hand(self, edit: Edit, labelmap: LabelArray, *, undo: bool = False) -> None:
+        """The user edited the label map (``undo``: undid such an edit) during the session:
+        the object follows the segment where ``edit`` changed it, and later prompts keep those
+        voxels as the hand left them (module docstring)."""
+        if edit.region is None:
+            return
+        if undo:
+            self.by_hand = [e for e in self.by_hand if e is not edit]
+        else:
+            self.by_hand.append(edit)
+        if self.object is not None:  # a new array: a running prediction may read the old one
+            changed = edit.changed_mask()
+            obj = self.object.copy()
+            obj[edit.region][changed] = labelmap[edit.region][changed] == self.label
+            self.object = obj
 
     @property
     def edits(self) -> list[Edit]:

@@ -425,9 +425,13 @@ class AITool(QObject):
     def _on_edited(self, edit: Edit, undo: bool) -> None:
         if self.session is None:
             return
+        editor = self.controller.editor
         if undo and self.session.undone(edit):
             self._depth.pop(id(edit), None)
             self._show_prompts()
+        elif not self._editing and not edit.name.startswith("AI") and editor is not None:
+            # the user's brush, eraser, fill ...: later prompts keep what it did
+            self.session.edited_by_hand(edit, editor.segmentation.labelmap, undo=undo)
         elif not undo and not self._editing and edit.name.startswith("AI"):
             # A redo of an undone prompt: the session forgot that prompt, so its object mask
             # is stale; the next prompt starts from the label map again.

@@ -316,6 +316,26 @@ def test_reset_keeps_ai_steps_under_other_edits(win: Any, qtbot: Any) -> None:
     assert win.edit_actions.undo.text() == "&Undo Paint"
 
 
+def test_what_the_eraser_took_out_stays_out_after_the_next_prompt(win: Any,
+                                                                    qtbot: Any) -> None:
+    view = axial(win)
+    c = at(view, tumour_centre())
+    click(view, c)
+    wait_done(qtbot, win)
+    label = win.editing.ai.session.label
+    before = mask_of(win, label)
+    win.editing.set_tool("erase")  # the user trims the AI's mask by hand
+    drag(view, [c + QPoint(-6, 0), c + QPoint(6, 0)])
+    assert np.array_equal(mask_of(win, label), win.editing.ai.session.object)  # follows it
+    trimmed = before & ~mask_of(win, label)
+    assert trimmed.sum() > 20
+    win.editing.set_tool("ai")
+    click(view, c + QPoint(0, 12))  # another click on the same tumour
+    wait_done(qtbot, win)
+    assert len(win.editing.ai.session.edits) == 2
+    assert not (mask_of(win, label) & trimmed).any()  # the AI did not paint it back
+
+
 def test_accept_starts_a_new_object(win: Any, qtbot: Any) -> None:
     view = axial(win)
     click(view, at(view, tumour_centre()))
