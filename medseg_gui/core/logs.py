@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import warnings
+from pathlib import Path
 
 from medseg_gui.core.paths import log_dir
 
@@ -17,9 +18,14 @@ from medseg_gui.core.paths import log_dir
 def setup_logging(verbose: bool = False) -> logging.Logger:
     """Send all logging and Python warnings to ``<logs>/medseg.log`` (rotated at 5 MB)."""
     root = logging.getLogger()
+    path = log_dir() / "medseg.log"
+    for h in [h for h in root.handlers if getattr(h, "_medseg", False)]:
+        if Path(getattr(h, "baseFilename", "")) != path.resolve():  # another home since
+            root.removeHandler(h)
+            h.close()
     if not any(getattr(h, "_medseg", False) for h in root.handlers):
         handler = logging.handlers.RotatingFileHandler(
-            log_dir() / "medseg.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+            path, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
         )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._medseg = True  # type: ignore[attr-defined]

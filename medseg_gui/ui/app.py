@@ -12,13 +12,17 @@ the first segment's RECIST slice once it is measured.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
+from medseg_gui.core.logs import setup_logging
 from medseg_gui.resources import DEMO_STUDY
 from medseg_gui.ui.main_window import MainWindow
 from medseg_gui.ui.settings import app_settings
@@ -46,6 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_uncaught(log: logging.Logger) -> None:
+    """Exceptions that escape a Qt slot go to ``medseg.log`` with their traceback (and on to
+    the previous hook, which prints them), so support sees what the user saw."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        log.critical("uncaught exception", exc_info=(kind, exc, tb))
+        previous(kind, exc, tb)
+
+    if getattr(sys.excepthook, "_medseg", False):
+        return
+    hook._medseg = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the application; returns the exit status.
 
@@ -59,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         print(f"medseg-gui: --size must look like 1280x960, got {args.size!r}", file=sys.stderr)
         return 2
+    log = setup_logging(verbose=bool(os.environ.get("MEDSEG_DEBUG")))
+    log.info("medseg-gui started: %s", " ".join(sys.argv))
+    _log_uncaught(log)
     existing = QApplication.instance()
     app = existing or QApplication([sys.argv[0] if sys.argv else "medseg-gui"])
     # Inside a running application (tests, embedding) run a local loop: quitting the

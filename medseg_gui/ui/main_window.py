@@ -7,6 +7,7 @@ Loading runs on a thread pool through :class:`~medseg_gui.ui.workers.Task`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, seri
 from medseg_gui.ui.view3d import View3DPanel
 from medseg_gui.ui.viewer_setup import install_viewer_options
 from medseg_gui.ui.workers import Task
+
+log = logging.getLogger("medseg.gui")
 
 Loader = Callable[..., Volume]
 LABELS_FILTER = (f"Segmentations ({' '.join(MASK_READ_PATTERNS)});;"
@@ -295,6 +298,7 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         """Report a problem the user can fix: status bar, and a message box unless headless."""
         self.last_error = message
+        log.warning("shown to the user: %s", message)
         self.statusBar().showMessage(message)
         self.loadFailed.emit(message)
         if self._dialogs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from medseg_gui.core.progress import Cancelled, Progress
+
+log = logging.getLogger("medseg.gui")
 
 
 class TaskSignals(QObject):
@@ -53,6 +56,8 @@ class Task(QRunnable):
         except Cancelled:
             self.signals.cancelled.emit(self)
         except Exception as exc:  # reported to the user as one message, never a crash
+            log.error("background task %s failed", getattr(self.fn, "__qualname__", self.fn),
+                      exc_info=exc)  # the traceback for support, in medseg.log
             self.signals.failed.emit(self, exc)
         else:
             if self._cancel.is_set():

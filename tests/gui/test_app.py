@@ -52,12 +52,14 @@ def test_demo_opens_the_demo_study_segmented_by_the_default_model(qapp, tmp_path
     assert red.sum() > 500
 
 
-def test_missing_path_exits_nonzero_without_dialog(qapp, tmp_path, capsys):  # type: ignore[no-untyped-def]
+def test_missing_path_exits_nonzero_without_dialog(qapp, tmp_path, capsys, medseg_home):  # type: ignore[no-untyped-def]
     out = tmp_path / "shot.png"
     rc = main([str(tmp_path / "nope"), "--screenshot", str(out)])
     assert rc == 1
     assert "no such file" in capsys.readouterr().err
     assert out.is_file()  # the (empty) window is still saved
+    log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
+    assert "medseg-gui started" in log and "shown to the user" in log and "nope" in log
 
 
 def test_load_error_shows_a_message_box(qtbot, monkeypatch):  # type: ignore[no-untyped-def]
@@ -194,3 +196,21 @@ def test_a_dicom_seg_opened_as_the_study_is_refused(qtbot, shared_data, tmp_path
         "a DICOM SEG (segmentation), not an image series"
     assert failed.args == [f"{path}: {kind}; open it with --labels on its CT"]
     assert w.volume is None and not w.loading
+
+
+def test_a_failing_background_task_logs_its_traceback(qapp, medseg_home):  # type: ignore[no-untyped-def]
+    from medseg_gui.core.logs import setup_logging
+    from medseg_gui.ui.workers import Task
+
+    setup_logging()
+    failures = []
+
+    def work(_progress):  # type: ignore[no-untyped-def]
+        raise ValueError("voxel spacing is zero in broken.nii.gz")
+
+    task = Task(work)
+    task.signals.failed.connect(lambda _t, exc: failures.append(exc))
+    task.run()  # on this thread: what the pool would do
+    assert len(failures) == 1  # the user gets the one message ...
+    log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
+    assert "Traceback" in log and "voxel spacing is zero in broken.nii.gz" in log  # ... support
