@@ -49,7 +49,10 @@ OPENKBP_STRUCTURES = ("PTV70", "PTV63", "PTV56", "Brainstem", "SpinalCord", "Rig
 MIN_OBJECT_ML = 0.5
 LICENCES = {"sarcoma": "IBSI soft-tissue sarcoma, CC BY 3.0", "openkbp": "OpenKBP, MIT",
             "totalseg": "TotalSegmentator, Apache-2.0",
-            "queue": "the site's own corrected cases (de-identified training queue)"}
+            "queue": "the site's own corrected cases (de-identified training queue)",
+            "synthetic": "synthetic lesions (this project's generator) in hosts from "
+                         "TotalSegmentator (Apache-2.0), CRLM unlabeled (CC BY 4.0) and OpenKBP "
+                         "(MIT)"}
 
 # TotalSegmentator v2 "total" labels (wasserth/TotalSegmentator, map_to_binary.py); the
 # example CTs hold 41 and 31 of them.
@@ -328,20 +331,39 @@ def prepare_sources(sources: Sequence[SourceCase], out: str | Path, spacing: Seq
     for n, src in enumerate(sources):
         check(progress, n / len(sources), f"preparing {src.case_id}")
         info, arrays = prepare_case(src, spacing)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_bytes(folder / f"{src.case_id}.npz.xz", lzma.compress(buf.getvalue(), preset=6))
+        write_case(folder, src.case_id, arrays)
         cases.append(info)
+    write_manifest(folder, cases, spacing, command)
+    check(progress, 1.0, f"prepared {len(cases)} cases")
+    return open_interactive(folder)
+
+
+def write_case(folder: Path, case_id: str, arrays: dict[str, Any]) -> None:
+    """One case's arrays (``image`` and ``mask<n>``) as ``<case_id>.npz.xz``, atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(folder / f"{case_id}.npz.xz", lzma.compress(buf.getvalue(), preset=6))
+
+
+def write_manifest(folder: Path, cases: Sequence[CaseInfo], spacing: Sequence[float],
+                   command: str, extra: dict[str, Any] | None = None) -> None:
+    """``objects.json`` for ``cases``; its ``data_sha256`` covers every case's sources.
+
+    ``extra`` adds top-level keys (e.g. the synthetic-lesion generator's parameters).
+    """
     lines = sorted(f"{c.case_id}/{name} {digest}" for c in cases
                    for name, digest in c.sources.items())
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     manifest = {"data_sha256": digest, "spacing": list(spacing), "command": command,
                 "sha256_rule": "sha256 of sorted '<case>/<file> <sha256 of file>' lines "
-                               "(DICOM folders: their masks only)",
+                               "(DICOM folders: their masks only; synthetic cases: their host "
+                               "and their generator's parameters)",
                 "licences": {k: v for k, v in LICENCES.items()
                              if any(c.collection == k for c in cases)},
+                **(extra or {}),
                 "cases": [c.to_json() for c in cases]}
     write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+<<<<<<< HEAD
     check(progress, 1.0, f"prepared {len(cases)} cases")
     return open_interactive(folder)
 
@@ -377,3 +399,5 @@ def merge_prepared(folders: Sequence[str | Path], out: str | Path) -> Interactiv
                 "cases": [c.to_json() for c in cases]}
     write_bytes(dest / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     return open_interactive(dest)
+=======
+>>>>>>> 763f778

@@ -26,8 +26,12 @@ from medseg_gui.inference.prompt_encoding import PromptConfig
 from medseg_gui.training.interactive_data import LoadedCase
 
 AIR = -1024.0
-GROUP_ODDS: dict[str, float] = {"sarcoma/tumour": 0.35, "openkbp/target": 0.25,
-                                "openkbp/organ": 0.20, "totalseg/organ": 0.20}
+# The synthetic lesions (:mod:`.synthetic_data`) take 0.22 and the real groups keep their old
+# proportions (0.35 : 0.25 : 0.20 : 0.20 scaled by 0.78), so a set without synthetic cases,
+# whose absent groups are dropped and the rest renormalised, trains with the old odds exactly.
+GROUP_ODDS: dict[str, float] = {"sarcoma/tumour": 0.273, "openkbp/target": 0.195,
+                                "openkbp/organ": 0.156, "totalseg/organ": 0.156,
+                                "synthetic/lung_lesion": 0.12, "synthetic/liver_lesion": 0.10}
 INTERIOR_POINTS = 512
 
 

@@ -2,7 +2,7 @@
 
 Three uses, one command::
 
-    medseg train-prompt --prepare ../shared/data --data .ptdata/train     # CPU, once
+    medseg train-prompt --prepare ../shared/data --data .ptdata/train [--synthetic]  # CPU, once
     medseg train-prompt --data .ptdata/train --out engines/prompt-unet/1.0.0 --work W \\
         --steps 12000 --minutes 9 [--resume]                              # on a GPU
     medseg train-prompt --assemble W/transfer --out engines/prompt-unet/1.0.0   # anywhere
@@ -42,8 +42,17 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
 
         if not args.data:
             raise LoadError(Path("."), "--prepare needs --data DIR: where to write the set")
-        done = prepare_interactive(args.prepare, args.data, prompt.spacing,
-                                   splits=tuple(args.splits), progress=_print, command=command)
+        if not args.synthetic_only:
+            done = prepare_interactive(args.prepare, args.data, prompt.spacing,
+                                       splits=tuple(args.splits), progress=_print,
+                                       command=command)
+        if args.synthetic or args.synthetic_only:
+            from medseg_gui.training.synthetic_data import prepare_synthetic
+
+            done = prepare_synthetic(args.prepare, args.data, prompt.spacing,
+                                     splits=tuple(args.splits), seed=args.synthetic_seed,
+                                     variants=args.synthetic_variants, progress=_print,
+                                     command="" if not args.synthetic_only else command)
         print(f"prepared {len(done.cases)} cases into {done.folder}: {done.summary()}")
         return 0
     if args.merge:
@@ -86,6 +95,14 @@ def add_commands(subparsers: Any) -> None:
                    choices=("train", "validation", "test"), help="splits to prepare (train)")
     p.add_argument("--merge", nargs="+", metavar="SET", help="merge these prepared sets "
                    "into --data (links to their case files) and stop")
+    p.add_argument("--synthetic", action="store_true", help="with --prepare: add synthetic "
+                   "lung and liver lesions in the hosts of the same splits")
+    p.add_argument("--synthetic-only", action="store_true",
+                   help="with --prepare: only the synthetic cases (into a new or existing set)")
+    p.add_argument("--synthetic-seed", type=int, default=2126)
+    p.add_argument("--synthetic-variants", type=int, default=8,
+                   help="variants (lesion draws) per abdominal host")
+>>>>>>> 763f778
     p.add_argument("--data", help="prepared set (objects.json)")
     p.add_argument("--out", help="model folder to write, engines/<model-id>/<version>")
     p.add_argument("--work", help="checkpoints and the transfer bundle (default: beside --out)")
