@@ -363,9 +363,6 @@ def write_manifest(folder: Path, cases: Sequence[CaseInfo], spacing: Sequence[fl
                 **(extra or {}),
                 "cases": [c.to_json() for c in cases]}
     write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
-<<<<<<< HEAD
-    check(progress, 1.0, f"prepared {len(cases)} cases")
-    return open_interactive(folder)
 
 
 def merge_prepared(folders: Sequence[str | Path], out: str | Path) -> InteractiveSet:
@@ -388,16 +385,11 @@ def merge_prepared(folders: Sequence[str | Path], out: str | Path) -> Interactiv
             link.unlink(missing_ok=True)
             link.symlink_to((s.folder / link.name).resolve())
             cases.append(c)
-    lines = sorted(f"{c.case_id}/{name} {digest}" for c in cases
-                   for name, digest in c.sources.items())
-    manifest = {"data_sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
-                "spacing": list(sets[0].spacing),
-                "command": " + ".join(s.command or str(s.folder) for s in sets),
-                "sha256_rule": "sha256 of sorted '<case>/<file> <sha256 of file>' lines "
-                               "(DICOM folders: their masks only)",
-                "merged_from": {str(s.folder): s.data_sha256 for s in sets},
-                "cases": [c.to_json() for c in cases]}
-    write_bytes(dest / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+    extra: dict[str, Any] = {"merged_from": {str(s.folder): s.data_sha256 for s in sets}}
+    for s in sets:  # what each part recorded of how it was made (the lesion generator)
+        manifest = json.loads((s.folder / MANIFEST).read_text(encoding="utf-8"))
+        extra.update({k: v for k, v in manifest.items() if k not in (
+            "data_sha256", "spacing", "command", "sha256_rule", "licences", "cases")})
+    write_manifest(dest, cases, sets[0].spacing,
+                   " + ".join(s.command or str(s.folder) for s in sets), extra)
     return open_interactive(dest)
-=======
->>>>>>> 763f778

@@ -102,7 +102,6 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--synthetic-seed", type=int, default=2126)
     p.add_argument("--synthetic-variants", type=int, default=8,
                    help="variants (lesion draws) per abdominal host")
->>>>>>> 763f778
     p.add_argument("--data", help="prepared set (objects.json)")
     p.add_argument("--out", help="model folder to write, engines/<model-id>/<version>")
     p.add_argument("--work", help="checkpoints and the transfer bundle (default: beside --out)")
