@@ -298,6 +298,19 @@ def test_stale_part_files_are_removed_and_outputs_follow_the_umask(shared_data: 
     np.testing.assert_array_equal(read_image(out).array, volume.array)
 
 
+def test_model_weights_follow_the_umask_too(tmp_path: Path) -> None:
+    from torch import nn
+
+    from medseg_gui.inference.network import save_weights
+
+    mask = os.umask(0o022)
+    try:
+        save_weights(nn.Linear(2, 2), tmp_path / "weights.safetensors")  # safetensors: 0600
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "weights.safetensors").stat().st_mode & 0o777 == 0o644
+
+
 # --- a mask given where the study belongs ---------------------------------------------------
 
 def _copied(data: Path, tmp: Path, *parts: str) -> Path:

@@ -41,6 +41,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", *,
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield tmp
+        mode = os.fstat(fd).st_mode & 0o777  # what the umask gave the file we created
+        if os.stat(tmp).st_mode & 0o777 != mode:  # a writer that put its own file there
+            os.chmod(tmp, mode)  # (safetensors writes 0600)
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
