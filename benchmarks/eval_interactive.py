@@ -166,8 +166,8 @@ def table(results: dict[str, dict[str, list[ObjectScore]]], clicks: int) -> str:
             lines.append(f"{set_name:20} {model:22} {s.get('objects', 0):4d} "
                          + " ".join(f"{s.get(k, float('nan')):8.3f}" for k in KEYS))
         if len(rows) > 1:
-            mean = {k: np.mean([r[k] for r in rows]) for k in KEYS}
-            sd = {k: np.std([r[k] for r in rows], ddof=1) for k in KEYS}
+            mean = {k: np.mean([r.get(k, np.nan) for r in rows]) for k in KEYS}
+            sd = {k: np.std([r.get(k, np.nan) for r in rows], ddof=1) for k in KEYS}
             lines.append(f"{set_name:20} {'mean over seeds':22} {'':4} "
                          + " ".join(f"{mean[k]:8.3f}" for k in KEYS))
             lines.append(f"{set_name:20} {'sd over seeds':22} {'':4} "
@@ -218,13 +218,13 @@ def main() -> None:
                           f"{results[m][set_name][-1].at(5):.2f}" for m in labels)
                       + (f" baselines {first.baselines}" if first.baselines else ""),
                       flush=True)
-    print(f"\n{len(cards)} model(s) on {platform.processor() or platform.machine()}, "
-          f"ONNX Runtime {args.threads} CPU threads, {args.clicks} clicks")
-    print(table(results, args.clicks))
-    if args.json:
+    if args.json:  # first: a failing table must not lose an hour of clicks
         out = {m: {s: {"summary": summarise(v, args.clicks), "objects": [o.to_json() for o in v]}
                    for s, v in per.items()} for m, per in results.items()}
         Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
+    print(f"\n{len(cards)} model(s) on {platform.processor() or platform.machine()}, "
+          f"ONNX Runtime {args.threads} CPU threads, {args.clicks} clicks")
+    print(table(results, args.clicks))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,13 @@ class PatchSampler:
         zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
         self.unit = torch.stack([zz, yy, xx], dim=-1)  # (D, H, W, 3) voxel offsets from centre
 
+    def group_odds(self) -> dict[str, float]:
+        """The odds each group is drawn with in this sampler (absent groups dropped)."""
+        out: dict[str, float] = {}
+        for g, w in zip(self.groups, self.weights.tolist(), strict=True):
+            out[g] = out.get(g, 0.0) + w
+        return {g: round(v, 3) for g, v in out.items()}
+
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hu, label)``: ``(B, D, H, W)`` float HU and bool masks of ``batch`` crops."""
         dev = self.device

@@ -40,7 +40,7 @@ from medseg_gui.inference.prompt_encoding import CHANNELS, PromptConfig, encode
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from medseg_gui.training.interactive_data import InteractiveSet, open_interactive
-from medseg_gui.training.prompt_sampler import GROUP_ODDS, PatchSampler
+from medseg_gui.training.prompt_sampler import PatchSampler
 from medseg_gui.training.simulated_user import (
     MODE_ODDS,
     MODES,
@@ -265,7 +265,8 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
         if out_of_time:
             break
     save_checkpoint(ckpt, net, opt, state)
-    record = _record(cfg, data, state, device, amp, time.perf_counter() - wall)
+    record = _record(cfg, data, state, device, amp, time.perf_counter() - wall,
+                     sampler.group_odds())
     transfer_bundle(net, record, work / TRANSFER)
     if state.step < state.total_steps:
         progress(1.0, f"stopped at step {state.step} of {state.total_steps} (time budget); "
@@ -300,7 +301,8 @@ def shared_schedule(path: str, steps: int) -> int:
 
 
 def _record(cfg: PromptTrainConfig, data: InteractiveSet, state: TrainState,
-            device: torch.device, amp: bool, wall: float) -> dict[str, Any]:
+            device: torch.device, amp: bool, wall: float,
+            odds: dict[str, float]) -> dict[str, Any]:
     import monai
 
     counts = data.summary()
@@ -317,7 +319,7 @@ def _record(cfg: PromptTrainConfig, data: InteractiveSet, state: TrainState,
                       "< 1/3 into validation (choosing) and test (reporting); TotalSegmentator "
                       "3 mm example trained on, DICOM example test",
         "steps": state.step, "total_steps": state.total_steps, "batch": cfg.batch,
-        "sampling": {"group_odds": GROUP_ODDS, "crops": "half click-centred at zoom 1, half "
+        "sampling": {"group_odds": odds, "crops": "half click-centred at zoom 1, half "
                      "fitted to the object; per-axis zoom jitter 0.9-1.1, in-plane rotation "
                      "+-15 deg (p 0.5), flips on every axis"},
         "simulated_user": {"first_prompt": dict(zip(MODES, MODE_ODDS, strict=True)),

@@ -1,6 +1,6 @@
 """The AI prompt tool with real mouse events on the demo study and the real prompt-unet model.
 
-Every prompt runs ``engines/prompt-unet/1.0.0`` (ONNX Runtime on the CPU here) on the bundled
+Every prompt runs the newest ``engines/prompt-unet`` (ONNX Runtime on the CPU here) on the bundled
 STS_008 CT; results are compared with its reference GTV. Waiting is always ``qtbot.waitUntil``
 on the tool's state, never a fixed sleep.
 """
@@ -21,6 +21,7 @@ from PySide6.QtTest import QTest
 from medseg_gui.core.metrics import dice
 from medseg_gui.editing import BrushShape
 from medseg_gui.editing.ai_prompt import prompt_change
+from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL, resolve_model
 from medseg_gui.rendering.slicing import Orientation
 from medseg_gui.resources import resources_dir
 from medseg_gui.ui.segment_panel import LOCKED
@@ -93,7 +94,8 @@ def mask_of(win: Any, label: int) -> np.ndarray:
 def test_click_at_the_tumour_segments_it(win: Any, qtbot: Any) -> None:
     view = axial(win)
     assert win.editing.tool == "ai" and win.tool_panel.ai.isVisible()
-    assert "prompt-unet:1.0.0" in win.tool_panel.ai.model.text()
+    newest = resolve_model(DEFAULT_PROMPT_MODEL).ref  # the highest shipped version
+    assert newest in win.tool_panel.ai.model.text()
     click(view, at(view, tumour_centre()))
     assert win.editing.ai.busy  # the click returned before the model ran
     wait_done(qtbot, win)
