@@ -62,6 +62,7 @@ PARAMETERS: dict[str, Any] = {
         "subtypes": {"metastasis": 0.45, "rim_metastasis": 0.2, "necrotic_metastasis": 0.15,
                      "hcc": 0.2},
         "metastasis_below_hu": [15, 70], "rim_above_lesion_hu": [15, 45],
+        "rim_above_parenchyma_hu": [5, 25],
         "necrosis_below_lesion_hu": [10, 30], "hcc_delta_hu": [-5, 20],
         "capsule_above_parenchyma_hu": [8, 25], "subcapsular_odds": 0.25,
         "margin_mm": [1, 3], "texture_sd_hu": [4, 12], "hcc_texture_sd_hu": [10, 20],
@@ -132,16 +133,27 @@ def matched_noise(shape: Sequence[int], target_sd: float, rng: np.random.Generat
     """Slightly correlated Gaussian noise whose :func:`highpass_sd` equals ``target_sd``."""
     n = ndimage.gaussian_filter(rng.standard_normal(tuple(shape)).astype(np.float32), sigma_vox)
     got = highpass_sd(n, np.ones(n.shape, dtype=bool))
-    return (n * (target_sd / got if got > 0 else 0.0)).astype(np.float32)
+    out: FloatArray = (n * (target_sd / got if got > 0 else 0.0)).astype(np.float32)
+    return out
 
 
 def smooth_field(shape: Sequence[int], sigma_vox: Sequence[float],
                  rng: np.random.Generator) -> FloatArray:
     """Gaussian-filtered white noise, rescaled to zero mean and unit sd."""
-    n = ndimage.gaussian_filter(rng.standard_normal(tuple(shape)).astype(np.float32),
-                                sigma_vox, mode="wrap")
+    sig = np.asarray(sigma_vox, dtype=np.float64)
+    step = np.maximum(np.floor(sig / 2.0), 1.0)  # a wide field is drawn coarsely, then zoomed
+    if np.all(step == 1):
+        n = ndimage.gaussian_filter(rng.standard_normal(tuple(shape)).astype(np.float32),
+                                    sigma_vox, mode="wrap")
+    else:
+        small = np.ceil(np.asarray(shape) / step).astype(int) + 1
+        n = ndimage.gaussian_filter(rng.standard_normal(tuple(small)).astype(np.float32),
+                                    sig / step, mode="wrap")
+        n = ndimage.zoom(n, np.asarray(shape) / small, order=1, grid_mode=True,
+                         mode="grid-wrap")[:shape[0], :shape[1], :shape[2]]
     sd = float(n.std())
-    return ((n - n.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
+    out: FloatArray = ((n - n.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
+    return out
 
 
 def soft_tissue_noise(hu: FloatArray, body: BoolArray) -> float:
@@ -209,8 +221,9 @@ def shape_level(coords: npt.NDArray[np.float32], radius: float, rng: np.random.G
 
 def _logistic(x: FloatArray, width: float) -> FloatArray:
     """0..1 edge of 10-90 % width ``width`` (mm) round ``x = 0``."""
-    return (1.0 / (1.0 + np.exp(-np.clip(x * (4.4 / max(width, 1e-3)), -30, 30)))).astype(
-        np.float32)
+    out: FloatArray = (1.0 / (1.0 + np.exp(-np.clip(x * (4.4 / max(width, 1e-3)), -30,
+                                                      30)))).astype(np.float32)
+    return out
 
 
 # -- drawing what to insert --------------------------------------------------------------------
@@ -319,8 +332,8 @@ def _place_one(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
         juxta = bool(rng.random() < juxta_odds)
         if juxta:
             cand = free & (host.inside_mm > 0.15 * radius) & (host.inside_mm < 0.75 * radius)
-        else:
-            cand = free & (host.inside_mm >= 0.85 * radius)
+        else:  # a heuristic border is never cut: the whole lesion (lobes too) inside it
+            cand = free & (host.inside_mm >= (0.85 if host.clip else 1.25) * radius)
         idx = np.flatnonzero(cand)
         if idx.size == 0:
             continue
@@ -353,10 +366,11 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
     if diameter < 8:
         lobes, roughness = 0, roughness * 0.5
     level = shape_level(coords, radius, rng, lobes=lobes, spikes=spikes, roughness=roughness,
-                        spacing_kji=sp)
+                        spacing_kji=tuple(sp.tolist()))
     margin = rng.uniform(*p["margin_mm"])
     organ = host.mask[box]
     occ = _logistic(level, max(margin, 0.6 * float(sp.min()))) * organ
+    occ[occ < 1e-3] = 0.0  # the CT beyond the margin stays exactly as it was
     label = occ >= 0.5
     if not label.any():
         return None
@@ -416,7 +430,10 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
             if subtype == "rim_metastasis":
                 rim_mm = rng.uniform(2.0, 5.0) if diameter > 12 else 1.5
                 inner = _logistic(level - rim_mm, 1.5)
-                rim = min(mean + rng.uniform(*p["rim_above_lesion_hu"]), ref + 10)
+                # the rim enhances: brighter than the lesion and a little above the liver,
+                # so the ring that belongs to the lesion is visible
+                rim = max(mean + rng.uniform(*p["rim_above_lesion_hu"]),
+                          ref + rng.uniform(*p["rim_above_parenchyma_hu"]))
                 body = body + (rim - mean) * (1 - inner)
                 extra["rim_hu"] = rim
             elif subtype == "necrotic_metastasis":
