@@ -168,8 +168,8 @@ def test_synthetic_cases_join_a_set_and_old_sets_keep_their_odds(
     cases = [both.load(c.case_id) for c in both.cases]
     sampler = PatchSampler(cases, cfg, torch.device("cpu"))
     groups = np.asarray(sampler.groups)
-    w = sampler.weights.numpy()
-    share = {g: float(w[groups == g].sum()) for g in set(sampler.groups)}
+    weights = sampler.weights.numpy()
+    share = {g: float(weights[groups == g].sum()) for g in set(sampler.groups)}
     total = sum(GROUP_ODDS[g] for g in share)
-    for g, s in share.items():
-        assert s == pytest.approx(GROUP_ODDS[g] / total)
+    for g, got in share.items():
+        assert got == pytest.approx(GROUP_ODDS[g] / total)

@@ -202,12 +202,11 @@ def variant_rng(seed: int, host_id: str, variant: int) -> np.random.Generator:
 
 
 def synthesize(image: HostImage, seed: int, variant: int) -> tuple[FloatArray, list[Lesion]]:
-    """One variant of a host: the CT with its lesions, and the lesions (those of at least
+    """One variant of a host: the CT with its lesions, and the lesions (each of at least
     :data:`MIN_LESION_VOXELS` voxels on this grid)."""
     rng = variant_rng(seed, image.host.host_id, variant)
-    hu, lesions = insert_lesions(image.hu, lesion_counts(image, rng), image.geometry.spacing[::-1],
-                                 rng, exclude=image.exclude)
-    return hu, [les for les in lesions if les.mask.sum() >= MIN_LESION_VOXELS]
+    return insert_lesions(image.hu, lesion_counts(image, rng), image.geometry.spacing[::-1],
+                          rng, exclude=image.exclude, min_voxels=MIN_LESION_VOXELS)
 
 
 def generator_digest(seed: int, variant: int) -> str:

@@ -5,8 +5,9 @@ licence-clean labelled set of them, so lesions are drawn into the lungs and live
 train on, following the label-free tumour synthesis of Hu et al. (CVPR 2023): a shape (an
 ellipsoid with random axes and orientation, deformed by a smooth random displacement; a union of
 overlapping blobs for lobulated masses; thin tapering spikes for some spiculated lung nodules),
-a texture (Gaussian-filtered noise), a margin (a logistic edge of 0.4-1.5 mm in lung, 1-3 mm in
-liver) and an attenuation drawn from the ranges below, clipped to the organ's mask (a lesion
+a texture (Gaussian-filtered noise), a margin (a logistic edge of 0.4-1.5 mm for solid lung
+lesions, 1.5-4 mm for ground glass, 1-3 mm in liver) and an attenuation drawn from the ranges
+below, clipped to the organ's mask (a lesion
 placed at the pleura or the liver capsule is cut flat against it: the juxtapleural case), with
 CT noise matched to the host's (its robust high-pass sd in the organ), so a lesion is never
 smoother than the tissue around it.
@@ -21,10 +22,12 @@ Ranges (:data:`PARAMETERS`; HU, mm)
   pleura or mediastinum. (Fleischner Society glossary, Hansell et al., Radiology 2008; Fleischner
   guidelines for incidental nodules, MacMahon et al., Radiology 2017; Lung-RADS v2022, ACR;
   density of solid nodules, Swensen et al., Radiology 2000.)
-* Liver, portal-venous phase: metastases 15..70 HU below the parenchyma, some with an enhancing
-  rim (target appearance) or a hypodense necrotic centre; HCC-like lesions -5..+20 HU from the
-  parenchyma with a mosaic texture and an enhancing capsule; diameter 5..120 mm, log-normal with
-  median 22 mm; margins 1..3 mm. (Sica et al., "CT and MR imaging of hepatic metastases", AJR
+* Liver, portal-venous phase: metastases 15..70 HU below the parenchyma (30..70 under 15 mm:
+  the small ones that get outlined are the conspicuous ones), never below +10 HU (a cyst), some
+  with an enhancing rim 5..25 HU above the parenchyma (target appearance) or a hypodense
+  necrotic centre; HCC-like lesions -5..+20 HU from the parenchyma with a mosaic texture and an
+  enhancing capsule (1.5..3 mm, 10..30 HU above the parenchyma); diameter 5..120 mm, log-normal
+  with median 22 mm; margins 1..3 mm. (Sica et al., "CT and MR imaging of hepatic metastases", AJR
   2000; Namasivayam et al., "Imaging of liver metastases", Cancer Imaging 2007; LI-RADS v2018
   CT/MRI core, ACR, for capsule and washout; Hu et al., CVPR 2023, for the shape and texture.)
 
@@ -43,29 +46,32 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-GENERATOR_VERSION = "synthetic-lesions/1"
+GENERATOR_VERSION = "synthetic-lesions/2"
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 PARAMETERS: dict[str, Any] = {
     "lung": {
         "host_hu": [-900, -700], "diameter_mm": [3, 120], "median_mm": 18, "log_sd": 0.75,
-        "subtypes": {"solid": 0.62, "spiculated": 0.14, "part_solid": 0.14,
-                     "ground_glass": 0.10},
+        "subtypes": {"solid": 0.52, "spiculated": 0.22, "part_solid": 0.15,
+                     "ground_glass": 0.11},
         "solid_hu": [-100, 80], "ground_glass_hu": [-750, -350],
         "necrotic_core_hu": [0, 30], "necrosis_odds_over_30mm": 0.45,
-        "juxtapleural_odds": 0.30, "margin_mm": [0.4, 1.5], "texture_sd_hu": [8, 22],
-        "spikes": [6, 18],
+        "juxtapleural_odds": 0.30, "margin_mm": [0.4, 1.5], "ground_glass_margin_mm": [1.5, 4],
+        "texture_sd_hu": [8, 22], "ground_glass_texture_sd_hu": [25, 60], "spikes": [6, 18],
+        "roughness": [0.07, 0.2],
     },
     "liver": {
         "diameter_mm": [5, 120], "median_mm": 22, "log_sd": 0.7,
         "subtypes": {"metastasis": 0.45, "rim_metastasis": 0.2, "necrotic_metastasis": 0.15,
                      "hcc": 0.2},
         "metastasis_below_hu": [15, 70], "rim_above_lesion_hu": [15, 45],
-        "rim_above_parenchyma_hu": [5, 25],
+        "rim_above_parenchyma_hu": [5, 25], "small_metastasis_below_hu_min": 30,
         "necrosis_below_lesion_hu": [10, 30], "hcc_delta_hu": [-5, 20],
-        "capsule_above_parenchyma_hu": [8, 25], "subcapsular_odds": 0.25,
+        "capsule_above_parenchyma_hu": [10, 30],
+        "capsule_mm": [1.5, 3.0], "subcapsular_odds": 0.25,
         "margin_mm": [1, 3], "texture_sd_hu": [4, 12], "hcc_texture_sd_hu": [10, 20],
+        "roughness": [0.03, 0.1],
     },
     "inside_fraction_min": 0.55, "gap_mm": 2.0, "tries": 40,
 }
@@ -214,8 +220,8 @@ def shape_level(coords: npt.NDArray[np.float32], radius: float, rng: np.random.G
     if roughness > 0:
         sigma = [max(0.3 * radius / s, 0.8) for s in spacing_kji]
         level += roughness * radius * smooth_field(shape, sigma, rng)
-        fine = [max(0.12 * radius / s, 0.6) for s in spacing_kji]
-        level += 0.35 * roughness * radius * smooth_field(shape, fine, rng)
+        fine = [max(0.12 * radius / s, 1.0) for s in spacing_kji]
+        level += 0.5 * roughness * radius * smooth_field(shape, fine, rng)
     return level
 
 
@@ -276,7 +282,8 @@ class OrganHost:
 
 def insert_lesions(hu: FloatArray, hosts: Sequence[tuple[OrganHost, int]],
                    spacing_kji: Sequence[float], rng: np.random.Generator, *,
-                   exclude: BoolArray | None = None) -> tuple[FloatArray, list[Lesion]]:
+                   exclude: BoolArray | None = None,
+                   min_voxels: int = 1) -> tuple[FloatArray, list[Lesion]]:
     """Insert ``count`` lesions into each organ of ``hosts``; they never overlap.
 
     Parameters
@@ -291,6 +298,9 @@ def insert_lesions(hu: FloatArray, hosts: Sequence[tuple[OrganHost, int]],
         The only source of randomness.
     exclude
         Voxels no lesion may cover (e.g. real lesions of an unlabeled host).
+    min_voxels
+        A lesion whose label has fewer voxels on this grid is redrawn (never left in the CT
+        without a label).
 
     Returns
     -------
@@ -304,7 +314,7 @@ def insert_lesions(hu: FloatArray, hosts: Sequence[tuple[OrganHost, int]],
     lesions: list[Lesion] = []
     for host, count in hosts:
         for _ in range(count):
-            lesion = _place_one(out, host, sp, rng, taken)
+            lesion = _place_one(out, host, sp, rng, taken, min_voxels)
             if lesion is None:
                 continue
             k0, _, j0, _, i0, _ = lesion.box
@@ -319,7 +329,7 @@ def insert_lesions(hu: FloatArray, hosts: Sequence[tuple[OrganHost, int]],
 
 
 def _place_one(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
-               rng: np.random.Generator, taken: BoolArray) -> Lesion | None:
+               rng: np.random.Generator, taken: BoolArray, min_voxels: int) -> Lesion | None:
     p = PARAMETERS[host.organ]
     subtype = _pick(rng, p["subtypes"])
     diameter = draw_diameter(host.organ, rng)
@@ -338,7 +348,7 @@ def _place_one(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
         if idx.size == 0:
             continue
         centre = np.array(np.unravel_index(int(idx[rng.integers(idx.size)]), out.shape))
-        lesion = _render(out, host, sp, rng, centre, diameter, subtype, taken)
+        lesion = _render(out, host, sp, rng, centre, diameter, subtype, taken, min_voxels)
         if lesion is not None:
             lesion.touches_border = juxta
             return lesion
@@ -347,7 +357,7 @@ def _place_one(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
 
 def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
             rng: np.random.Generator, centre: npt.NDArray[np.int64], diameter: float,
-            subtype: str, taken: BoolArray) -> Lesion | None:
+            subtype: str, taken: BoolArray, min_voxels: int) -> Lesion | None:
     """Draw one lesion at ``centre``; write it into ``out`` only if it fits its organ."""
     radius = diameter / 2
     p = PARAMETERS[host.organ]
@@ -360,19 +370,21 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
     coords = np.stack(np.meshgrid(*axes, indexing="ij"))
     lung = host.organ == "lung"
     big = diameter >= 30
-    lobes = int(rng.integers(1, 5)) if big and rng.random() < 0.6 else int(rng.random() < 0.3)
+    lobed = diameter >= 15 and rng.random() < (0.75 if lung else 0.5)
+    lobes = int(rng.integers(1, 6)) if lobed else int(rng.random() < 0.3)
     spikes = int(rng.integers(*p["spikes"])) if lung and subtype == "spiculated" else 0
-    roughness = rng.uniform(0.04, 0.14) if lung else rng.uniform(0.03, 0.10)
-    if diameter < 8:
-        lobes, roughness = 0, roughness * 0.5
+    roughness = rng.uniform(*p["roughness"])
+    if diameter < 12:  # small nodules are mostly round and smooth
+        lobes, roughness = 0, roughness * max(diameter / 12, 0.4)
     level = shape_level(coords, radius, rng, lobes=lobes, spikes=spikes, roughness=roughness,
                         spacing_kji=tuple(sp.tolist()))
-    margin = rng.uniform(*p["margin_mm"])
+    ggo = lung and subtype in ("part_solid", "ground_glass")
+    margin = rng.uniform(*p["ground_glass_margin_mm" if ggo else "margin_mm"])
     organ = host.mask[box]
-    occ = _logistic(level, max(margin, 0.6 * float(sp.min()))) * organ
+    occ = _logistic(level, max(margin, float(sp[1:].min()))) * organ
     occ[occ < 1e-3] = 0.0  # the CT beyond the margin stays exactly as it was
     label = occ >= 0.5
-    if not label.any():
+    if label.sum() < max(min_voxels, 1):
         return None
     whole = float((_logistic(level, 0.6 * float(sp.min())) >= 0.5).sum())
     need = PARAMETERS["inside_fraction_min"] if host.clip else 0.97
@@ -387,7 +399,13 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
     extra: dict[str, float] = {}
     core_depth = rng.uniform(0.3, 0.55) * radius
     core = _logistic(level - core_depth, max(1.5, 0.15 * radius))
-    ref = host.reference_hu
+    # the contrast is to the parenchyma round the lesion (livers and lungs are not uniform:
+    # partial volume at the edges, dependent lung, an unenhanced segment)
+    near = organ & (level > -0.5 * radius - 3.0)
+    vals = host_box[near]
+    ref = float(np.median(vals)) if vals.size >= 20 else host.reference_hu
+    if abs(ref - host.reference_hu) > 40:  # a vessel or a real lesion: the organ's median
+        ref = host.reference_hu
     if lung:
         if subtype in ("solid", "spiculated"):
             mean = rng.uniform(*p["solid_hu"])
@@ -399,16 +417,17 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
             new = host_box + occ * (body + noise - host_box)
         else:
             mean = rng.uniform(*p["ground_glass_hu"])
+            tex_sd = rng.uniform(*p["ground_glass_texture_sd_hu"])  # haze is patchy
             solid_w = np.zeros(shape, np.float32)
             if subtype == "part_solid":
                 solid_hu = rng.uniform(*p["solid_hu"])
                 solid_w = core
                 extra["solid_hu"] = solid_hu
-                solid = solid_hu + tex_sd * texture + noise
+                solid = solid_hu + 15.0 * texture + noise
             else:
                 solid = np.zeros(shape, np.float32)
             # ground glass raises the lung's attenuation and keeps its vessels
-            haze = host_box + (mean - ref) + 0.5 * tex_sd * texture
+            haze = host_box + (mean - ref) + tex_sd * texture
             haze = np.maximum(haze, host_box)
             body = haze * (1 - solid_w) + solid * solid_w
             new = host_box + occ * (body - host_box)
@@ -417,13 +436,15 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
             mean = ref + rng.uniform(*p["hcc_delta_hu"])
             tex_sd = rng.uniform(*p["hcc_texture_sd_hu"])
             body = mean + tex_sd * texture
-            cap_mm = rng.uniform(1.0, 2.0)
+            cap_mm = rng.uniform(*p["capsule_mm"])
             shell = _logistic(level, 1.0) * (1 - _logistic(level - cap_mm, 1.0))
             cap = ref + rng.uniform(*p["capsule_above_parenchyma_hu"])
             body = body + (cap - body) * shell
             extra["capsule_hu"] = cap
         else:
             d_lo, d_hi = p["metastasis_below_hu"]
+            if diameter < 15:  # a small metastasis that gets seen (and outlined) is a dark one
+                d_lo = p["small_metastasis_below_hu_min"]
             # not below +10 HU: darker than that reads as a cyst, not a metastasis
             mean = ref - rng.uniform(d_lo, max(min(d_hi, ref - 10.0), d_lo))
             body = mean + tex_sd * texture
