@@ -92,6 +92,8 @@ def test_attenuation_and_size_stay_in_the_declared_ranges(
                 assert lung["solid_hu"][0] <= les.mean_hu <= lung["solid_hu"][1]
             elif les.organ == "lung":
                 assert lung["ground_glass_hu"][0] <= les.mean_hu <= lung["ground_glass_hu"][1]
+                if les.host_hu < -450:  # room for it: it stands out from the lung round it
+                    assert les.contrast_hu >= lung["ground_glass_above_lung_hu_min"]
             elif les.subtype == "hcc":
                 assert liver["hcc_delta_hu"][0] <= les.contrast_hu <= liver["hcc_delta_hu"][1]
             else:

@@ -176,7 +176,8 @@ def crop_to_organs(image: HostImage, margin_mm: float) -> HostImage:
     sl = slice(k0, k1)
     g = image.geometry.crop((0, 0, k0), (image.hu.shape[2], image.hu.shape[1], k1))
     organs = {n: OrganHost(o.organ, o.mask[sl], o.reference_hu, o.noise_sd, o.inside_mm[sl],
-                           o.clip) for n, o in image.organs.items()}
+                           o.clip, None if o.centres is None else o.centres[sl])
+              for n, o in image.organs.items()}
     return HostImage(image.host, image.hu[sl], g, organs, image.exclude[sl], image.sources)
 
 

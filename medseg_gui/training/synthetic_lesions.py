@@ -7,21 +7,22 @@ ellipsoid with random axes and orientation, deformed by a smooth random displace
 overlapping blobs for lobulated masses; thin tapering spikes for some spiculated lung nodules),
 a texture (Gaussian-filtered noise), a margin (a logistic edge of 0.4-1.5 mm for solid lung
 lesions, 1.5-4 mm for ground glass, 1-3 mm in liver) and an attenuation drawn from the ranges
-below, clipped to the organ's mask (a lesion
-placed at the pleura or the liver capsule is cut flat against it: the juxtapleural case), with
-CT noise matched to the host's (its robust high-pass sd in the organ), so a lesion is never
-smoother than the tissue around it.
+below, clipped to the organ's mask (a lesion placed at the pleura or the liver capsule is cut
+flat against it: the juxtapleural case), with CT noise matched to the host's (its robust
+high-pass sd in the organ; for solid lung lesions in the host's soft tissue), so a lesion is
+never smoother than the tissue around it. Contrast is to the parenchyma round each lesion.
 
 Ranges (:data:`PARAMETERS`; HU, mm)
 
-* Lung, solid nodules and masses: mean -100..+80 HU in aerated lung of -900..-700 HU;
-  part-solid (a ground-glass halo round a solid core) and pure ground-glass: -750..-350 HU,
-  added to the host so vessels stay visible; masses >= 30 mm may have a necrotic core of
-  0..+30 HU (fluid), always at least 15 HU below the rim;
-  diameter 3..120 mm, log-normal with median 18 mm (most 8..60 mm); 30 % of them touch the
-  pleura or mediastinum. (Fleischner Society glossary, Hansell et al., Radiology 2008; Fleischner
-  guidelines for incidental nodules, MacMahon et al., Radiology 2017; Lung-RADS v2022, ACR;
-  density of solid nodules, Swensen et al., Radiology 2000.)
+* Lung, solid nodules and masses: mean -100..+80 HU, centred in aerated lung (-950..-650 HU
+  after a 2 mm blur: the published -900..-700 HU with some slack); part-solid (a ground-glass
+  halo round a solid core) and pure ground-glass: -750..-350 HU and at least 100 HU above the
+  lung round it, added to the host so vessels stay visible; masses >= 30 mm may have a necrotic
+  core of 0..+30 HU (fluid), always at least 15 HU below the rim; diameter 3..120 mm,
+  log-normal with median 18 mm (most 8..60 mm); 30 % are placed to touch the pleura or
+  mediastinum (about 20 % find room). (Fleischner Society glossary, Hansell et al., Radiology
+  2008; Fleischner guidelines for incidental nodules, MacMahon et al., Radiology 2017; Lung-RADS
+  v2022, ACR; density of solid nodules, Swensen et al., Radiology 2000.)
 * Liver, portal-venous phase: metastases 15..70 HU below the parenchyma (30..70 under 15 mm:
   the small ones that get outlined are the conspicuous ones), never below +10 HU (a cyst), some
   with an enhancing rim 5..25 HU above the parenchyma (target appearance) or a hypodense
@@ -46,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-GENERATOR_VERSION = "synthetic-lesions/2"
+GENERATOR_VERSION = "synthetic-lesions/4"
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -56,6 +57,7 @@ PARAMETERS: dict[str, Any] = {
         "subtypes": {"solid": 0.52, "spiculated": 0.22, "part_solid": 0.15,
                      "ground_glass": 0.11},
         "solid_hu": [-100, 80], "ground_glass_hu": [-750, -350],
+        "ground_glass_above_lung_hu_min": 100,
         "necrotic_core_hu": [0, 30], "necrosis_odds_over_30mm": 0.45,
         "juxtapleural_odds": 0.30, "margin_mm": [0.4, 1.5], "ground_glass_margin_mm": [1.5, 4],
         "texture_sd_hu": [8, 22], "ground_glass_texture_sd_hu": [25, 60], "spikes": [6, 18],
@@ -83,8 +85,9 @@ class Lesion:
     """One inserted lesion: what was drawn and where its mask lies.
 
     ``box`` is ``[k0, k1) x [j0, j1) x [i0, i1)`` on the grid it was drawn on and ``mask`` the
-    label inside it; ``host_hu`` is the organ's reference attenuation (lung or liver median) and
-    ``mean_hu`` the attenuation the lesion body was given (before texture and noise).
+    label inside it; ``host_hu`` is the parenchyma's attenuation round it (the median of the
+    organ's voxels in and near it) and ``mean_hu`` the attenuation the lesion body was given
+    (before texture, rim, core and noise).
     """
 
     organ: str
@@ -259,6 +262,7 @@ class OrganHost:
     noise_sd: float
     inside_mm: FloatArray  # distance (mm) from each organ voxel to the organ's border
     clip: bool = True  # whether the mask's border is the organ's (lesions may be cut by it)
+    centres: BoolArray | None = None  # where a lesion may be centred (default: the mask)
 
     @staticmethod
     def of(organ: str, hu: FloatArray, mask: BoolArray, spacing_kji: Sequence[float], *,
@@ -277,7 +281,13 @@ class OrganHost:
             ref = float(np.median(vals)) if vals.size else ref
         sd = highpass_sd(hu, core) if noise_sd is None else noise_sd
         dist = ndimage.distance_transform_edt(mask, sampling=spacing_kji).astype(np.float32)
-        return OrganHost(organ, mask, ref, sd, dist, clip)
+        centres = None
+        if organ == "lung":  # aerated lung (the published range, a little wider), not
+            # atelectasis, consolidation, the hilum's large vessels or emphysematous bullae
+            lo, hi = PARAMETERS["lung"]["host_hu"]
+            smooth = ndimage.gaussian_filter(hu, sigma=tuple(2.0 / np.asarray(spacing_kji)))
+            centres = mask & (smooth > lo - 50) & (smooth < hi + 50)
+        return OrganHost(organ, mask, ref, sd, dist, clip, centres)
 
 
 def insert_lesions(hu: FloatArray, hosts: Sequence[tuple[OrganHost, int]],
@@ -334,7 +344,7 @@ def _place_one(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
     subtype = _pick(rng, p["subtypes"])
     diameter = draw_diameter(host.organ, rng)
     juxta_odds = p.get("juxtapleural_odds", p.get("subcapsular_odds", 0.0)) if host.clip else 0.0
-    free = host.mask & ~taken
+    free = (host.mask if host.centres is None else host.centres) & ~taken
     for attempt in range(PARAMETERS["tries"]):
         if attempt and attempt % 8 == 0:  # no room: a smaller one
             diameter = max(diameter * 0.75, p["diameter_mm"][0])
@@ -416,7 +426,10 @@ def _render(out: FloatArray, host: OrganHost, sp: npt.NDArray[np.float64],
                 extra["core_hu"] = core_hu
             new = host_box + occ * (body + noise - host_box)
         else:
-            mean = rng.uniform(*p["ground_glass_hu"])
+            g_lo, g_hi = p["ground_glass_hu"]
+            # at least 100 HU above the lung round it, or dense (dependent) lung hides it
+            mean = rng.uniform(min(max(g_lo, ref + p["ground_glass_above_lung_hu_min"]), g_hi),
+                               g_hi)
             tex_sd = rng.uniform(*p["ground_glass_texture_sd_hu"])  # haze is patchy
             solid_w = np.zeros(shape, np.float32)
             if subtype == "part_solid":
