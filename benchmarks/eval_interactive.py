@@ -22,7 +22,7 @@ shipped seed was chosen on), ``totalseg`` (the organs of the TotalSegmentator DI
 :mod:`medseg_gui.training.synthetic_lesions`, drawn with the fixed evaluation seed into the
 *test* hosts only: CRLM-CT-1006, the TotalSegmentator DICOM example and the OpenKBP test
 patients; inserted on each host's own full-resolution grid, not resampled from a prepared case,
-so they are scored as a real study would be; lesions of 0.05 mL and more, 28 + 28 of them).
+so they are scored as a real study would be; lesions of 0.05 mL and more: 29 lung, 28 liver).
 
 Usage::
 
