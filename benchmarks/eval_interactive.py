@@ -17,7 +17,12 @@ foreground, negative clicks and the crop's border background) on the model's fir
 Case sets (never trained on): ``sarcoma`` (the automatic model's held-out IBSI cases),
 ``lung`` (the IBSI lung patient's GTV; evaluation only, CC BY-NC), ``openkbp-test`` and
 ``openkbp-validation`` (held-out OpenKBP patients: targets and organs; validation is what the
-shipped seed was chosen on), ``totalseg`` (the organs of the TotalSegmentator DICOM example).
+shipped seed was chosen on), ``totalseg`` (the organs of the TotalSegmentator DICOM example),
+``synthetic-lung`` and ``synthetic-liver`` (synthetic lesions of
+:mod:`medseg_gui.training.synthetic_lesions`, drawn with the fixed evaluation seed into the
+*test* hosts only: CRLM-CT-1006, the TotalSegmentator DICOM example and the OpenKBP test
+patients; inserted on each host's own full-resolution grid, not resampled from a prepared case,
+so they are scored as a real study would be; lesions of 0.05 mL and more: 29 lung, 28 liver).
 
 Usage::
 
@@ -50,8 +55,10 @@ from medseg_gui.training.interactive_eval import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ("sarcoma", "lung", "openkbp-test", "openkbp-validation", "totalseg")
+SETS = ("sarcoma", "lung", "openkbp-test", "openkbp-validation", "totalseg", "synthetic-lung",
+        "synthetic-liver")
 MIN_ML = 0.5
+MIN_SYNTHETIC_ML = 0.05
 
 
 def objects(data: Path, set_name: str) -> Iterator[tuple[str, Volume, list[tuple[str, Any]]]]:
@@ -63,6 +70,13 @@ def objects(data: Path, set_name: str) -> Iterator[tuple[str, Volume, list[tuple
         vol = read_image(data / "ibsi_lung" / "nifti" / "image" / "phantom.nii.gz")
         ref = read_image(data / "ibsi_lung" / "nifti" / "mask" / "mask.nii.gz").array > 0
         yield "ibsi_lung", vol, [("GTV-1", ref)]
+        return
+    if set_name.startswith("synthetic-"):
+        from medseg_gui.training.synthetic_data import evaluation_cases
+
+        for case, vol, objs, _ in evaluation_cases(data, set_name.removeprefix("synthetic-")):
+            voxel_ml = float(np.prod(vol.geometry.spacing)) / 1000
+            yield case, vol, [(n, m) for n, m in objs if m.sum() * voxel_ml >= MIN_SYNTHETIC_ML]
         return
     want = {"sarcoma": ("sarcoma", "test"), "openkbp-test": ("openkbp", "test"),
             "openkbp-validation": ("openkbp", "validation"), "totalseg": ("totalseg", "test")}

@@ -119,11 +119,11 @@ def lungs_by_threshold(hu: FloatArray, spacing_kji: Sequence[float]) -> BoolArra
         if -925 <= med <= -600 and np.percentile(hu[comp], 10) > -960 and lateral:
             lung |= comp
     lung = ndimage.binary_closing(lung, structure=np.ones((1, 3, 3)), iterations=2) | lung
-    lung = np.stack([_fill_small(s, 200.0 / voxel_mm2) for s in lung])  # vessels: lung
+    lung = np.stack([fill_small(s, 200.0 / voxel_mm2) for s in lung])  # vessels: lung
     return lung & body
 
 
-def _fill_small(mask2d: BoolArray, max_voxels: float) -> BoolArray:
+def fill_small(mask2d: BoolArray, max_voxels: float) -> BoolArray:
     """``mask2d`` with its holes under ``max_voxels`` filled (vessels, not the mediastinum
     between two lungs that touch)."""
     holes = ndimage.binary_fill_holes(mask2d) & ~mask2d
@@ -157,7 +157,7 @@ def liver_by_heuristic(hu: FloatArray, spacing_kji: Sequence[float],
     empty = np.zeros(hu.shape, dtype=bool)
     body = body_mask(hu)
     if lung is None:
-        lung = lungs_by_threshold(hu, sp)
+        lung = lungs_by_threshold(hu, tuple(sp.tolist()))
     centre_i = _midline(body)
     right = np.zeros_like(body)
     right[:, :, :int(centre_i)] = True
