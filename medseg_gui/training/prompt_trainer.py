@@ -39,7 +39,7 @@ from medseg_gui.inference.network import build_network, load_weights
 from medseg_gui.inference.prompt_encoding import CHANNELS, PromptConfig, encode
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from medseg_gui.training.interactive_data import InteractiveSet, open_interactive
+from medseg_gui.training.interactive_data import LICENCES, InteractiveSet, open_interactive
 from medseg_gui.training.prompt_sampler import PatchSampler
 from medseg_gui.training.simulated_user import (
     MODE_ODDS,
@@ -310,14 +310,16 @@ def _record(cfg: PromptTrainConfig, data: InteractiveSet, state: TrainState,
         "command": cfg.command,
         "data": {"sha256": data.data_sha256, "prepared_by": data.command,
                  "sets": counts, "sha256_rule": "see objects.json of the prepared set",
-                 "licences": "IBSI sarcoma CC BY 3.0; OpenKBP MIT; TotalSegmentator example "
-                             "Apache-2.0 (ibsi_lung, CC BY-NC, is not trained on)"},
+                 "licences": "; ".join(LICENCES[c] for c in sorted(
+                     {c.collection for c in data.select("train")}) if c in LICENCES)
+                 + " (ibsi_lung, CC BY-NC, is not trained on)"},
         "split": state.split,
         "split_rule": "sarcoma: the automatic model's rule (sha256 'medseg-split-v1', 0.2, "
                       "STS_008 forced): its held-out cases are test cases; OpenKBP: the same "
                       "rule, held-out patients split again by sha256 'medseg-interactive-val' "
                       "< 1/3 into validation (choosing) and test (reporting); TotalSegmentator "
-                      "3 mm example trained on, DICOM example test",
+                      "3 mm example trained on, DICOM example test; synthetic lesions: "
+                      "their host CT's split",
         "steps": state.step, "total_steps": state.total_steps, "batch": cfg.batch,
         "sampling": {"group_odds": odds, "crops": "half click-centred at zoom 1, half "
                      "fitted to the object; per-axis zoom jitter 0.9-1.1, in-plane rotation "
