@@ -114,10 +114,10 @@ def test_a_plane_that_did_not_move_is_not_resliced():  # type: ignore[no-untyped
     window.Render()
     before = coronal._reslice.GetOutput().GetMTime()
     centre = np.asarray(coronal._crosshair)
-    coronal.set_crosshair(centre + [0.0, 0.0, 5.0])  # an axial scroll: same coronal plane
+    coronal.set_crosshair(centre + np.array([0.0, 0.0, 5.0]))  # an axial scroll: same coronal plane
     window.Render()
     assert coronal._reslice.GetOutput().GetMTime() == before
-    coronal.set_crosshair(centre + [0.0, 5.0, 0.0])  # the coronal plane moves
+    coronal.set_crosshair(centre + np.array([0.0, 5.0, 0.0]))  # the coronal plane moves
     window.Render()
     assert coronal._reslice.GetOutput().GetMTime() > before
     window.Finalize()
