@@ -95,10 +95,11 @@ class SliceView:
         self._label_reslice = self._make_reslice(linear=False)
         self._label_colors = vtkImageMapToColors()
         self._label_colors.SetOutputFormatToRGBA()
-        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice.
+        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice
+        # and sits between the reslice and the colours only while it is on.
         self._label_outline = LabelOutline()
         self._label_outline.SetInputConnection(self._label_reslice.GetOutputPort())
-        self._label_colors.SetInputConnection(self._label_outline.GetOutputPort())
+        self._label_colors.SetInputConnection(self._label_reslice.GetOutputPort())
         self.label_opacity = 0.45
         self._labels = SliceLayer(_LABEL_Z, linear=False, opacity=self.label_opacity, crop=True)
         self._labels.set_input_connection(self._label_colors.GetOutputPort())
@@ -257,6 +258,9 @@ class SliceView:
         self.label_opacity = float(np.clip(opacity, 0.0, 1.0))
         self._labels.set_opacity(self.label_opacity)
         self._label_outline.set_outline(outline)
+        # A filled overlay bypasses the (Python) outline step: one call less per label frame.
+        source = self._label_outline if outline else self._label_reslice
+        self._label_colors.SetInputConnection(source.GetOutputPort())
 
     @property
     def label_outline(self) -> bool:

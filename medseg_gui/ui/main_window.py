@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._build_editing()
+        self.view3d.busy = lambda: self.editing.editor is not None and self.editing.editor.stroking
         self._build_workflow()
         self.browser = install_study_browser(self, self.open_series, self.open_path,
                                              self.show_error)
@@ -347,10 +348,11 @@ class MainWindow(QMainWindow):
     def set_crosshair(self, world: Any, source: SliceViewWidget | None = None) -> None:
         """Move the shared crosshair (LPS mm); every view follows it.
 
-        The views draw on the next turn of the event loop (see
-        :mod:`medseg_gui.ui.frame_scheduler`): ``source`` (the view the user moved it in) and
-        every view whose plane moved; where only the crosshair line moved, once the user
-        pauses.
+        With a ``source`` (the view the user scrolled or clicked in) the views draw on the next
+        turn of the event loop (see :mod:`medseg_gui.ui.frame_scheduler`): ``source`` and every
+        view whose plane moved, and where only the crosshair line moved, once the user pauses.
+        Without one (the program moved it: a study loaded, a region chosen) every view draws
+        before this returns.
         """
         self.crosshair = np.asarray(world, dtype=np.float64)
         for widget in self.views.values():
@@ -360,6 +362,8 @@ class MainWindow(QMainWindow):
             self.frames.request(widget, changed=source is None or widget is source or moved)
         self.view3d.set_crosshair(self.crosshair)
         self._show_readout(self.crosshair)
+        if source is None:
+            self.frames.draw_changed()
 
     def set_window_level(self, width: float, level: float) -> None:
         for widget in self.views.values():
