@@ -2,11 +2,16 @@
 
 For each of N synthetic mouse moves of a paint stroke in the axial view (``QTest.mouseMove``:
 a real ``QMouseEvent`` through Qt's event delivery), the clock runs from sending the event
-until one pixel under the brush can be read back from the view's frame buffer (a read-back
-waits for the GPU / software rasteriser to finish the frame). The pixel is then checked to show
-the segment's colour, so the time covers the stamp, the reslice of the edited slice and the
-frame. Each event moves the brush 2 mm (at 60 events/s a quick 12 cm/s stroke), so every
-event stamps new voxels.
+until the event loop has turned at least once (as it does between real mouse events: Qt
+repaints the status bar's readout there), the axial view has drawn a frame after the event
+(events are processed until its render window reports one: the viewer may draw on the next
+turn of the event loop) and one pixel under the brush has been read back from the view's frame
+buffer (a read-back waits for the GPU / software rasteriser to finish the frame). The pixel is
+then checked to show the segment's colour, so the time covers the stamp, the reslice of the
+edited slice and the frame. Each event moves the brush 2 mm (at 60 events/s a quick 12 cm/s
+stroke), so every event stamps new voxels. Between strokes the viewer is left to finish what
+a stroke leaves behind (3D surfaces and statistics on the thread pool), so each stroke starts
+on an idle viewer.
 
 Named baseline, run in the same process on the same window and strokes: "full refresh", what
 the viewer did before incremental updates: after every stamp ``SliceView.set_labels`` on every
@@ -37,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from vtkmodules.vtkCommonCore import vtkUnsignedCharArray
+from vtkmodules.vtkCommonCore import vtkCommand, vtkUnsignedCharArray
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.volume import StudyInfo, Volume
@@ -59,6 +64,10 @@ def stroke(window: Any, moves: int, naive: bool) -> tuple[list[float], int]:
     controller = window.editing
     rw = widget.GetRenderWindow()
     pixel = vtkUnsignedCharArray()
+    frames = [0]
+    observer = rw.AddObserver(vtkCommand.EndEvent,
+                              lambda *_: frames.__setitem__(0, frames[0] + 1))
+    app = QApplication.instance()
     c = QPoint(widget.width() // 2, widget.height() // 5)
     widget.render_view()
     mm_per_px = 2 * widget.view.renderer.GetActiveCamera().GetParallelScale() / widget.height()
@@ -84,17 +93,42 @@ def stroke(window: Any, moves: int, naive: bool) -> tuple[list[float], int]:
         p = at(n)
         x, y = widget._display_xy(QPointF(p))
         t0 = time.perf_counter()
+        drawn = frames[0]
         QTest.mouseMove(widget, p)
+        # At least one turn of the event loop, as between two real mouse events (Qt repaints
+        # the status bar there, and a viewer may draw there), until the view has drawn.
+        app.processEvents()  # type: ignore[union-attr]
+        while frames[0] == drawn and time.perf_counter() - t0 < 2.0:
+            app.processEvents()  # type: ignore[union-attr]
         # Read back the pixel under the mouse: returns once the frame is rasterised.
         rw.GetPixelData(int(x), int(y), int(x), int(y), 0, pixel, 0)
         times.append(time.perf_counter() - t0)
         r, _, b = (int(pixel.GetValue(i)) for i in range(3))
         verified += int(r - b > 40)  # the red of segment 1 over the grey CT
     QTest.mouseRelease(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+    rw.RemoveObserver(observer)
     if naive:
         editor._listeners[:] = [controller._on_region]
     controller.undo()
     return times, verified
+
+
+def settle(window: Any, timeout_s: float = 20.0) -> None:
+    """Let the work a stroke leaves behind finish (the 3D surfaces and the statistics, built
+    on the thread pool), so that every stroke starts on an idle viewer."""
+    from PySide6.QtCore import QThreadPool
+
+    app = QApplication.instance()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        app.processEvents()  # type: ignore[union-attr]
+        QThreadPool.globalInstance().waitForDone(50)
+        if not window.view3d.building and QThreadPool.globalInstance().activeThreadCount() == 0:
+            QTest.qWait(600)  # the debounced follow-ups (3D frame, statistics) run now
+            app.processEvents()  # type: ignore[union-attr]
+            if not window.view3d.building and \
+                    QThreadPool.globalInstance().activeThreadCount() == 0:
+                return
 
 
 def ms(times: list[float]) -> tuple[float, float, float]:
@@ -128,8 +162,11 @@ def main() -> None:
         window.editing.set_brush(diameter_mm=BRUSH_MM)
         app.processEvents()
         stroke(window, 10, naive=False)  # warm-up: segment, caches, textures
+        settle(window)
         ours, ok = stroke(window, args.moves, naive=False)
+        settle(window)
         full, ok_full = stroke(window, max(20, args.moves // 4), naive=True)
+        settle(window)
         m_ours, m_full = ms(ours), ms(full)
         for label, m, good, n in (("incremental", m_ours, ok, len(ours)),
                                   ("full (baseline)", m_full, ok_full, len(full))):

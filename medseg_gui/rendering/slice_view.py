@@ -1,15 +1,22 @@
 """One slice view as a VTK pipeline (a ``vtkRenderer``, no widget).
 
-``volume -> vtkImageReslice -> vtkImageActor`` (window/level on the image property) and
-``labels -> vtkImageReslice (nearest) -> vtkImageMapToColors -> vtkImageActor`` on top, plus
-crosshair lines and orientation letters. The AI's probability (optional, off by default) is a
-second layer of the same shape under the labels, with its own colour table and opacity; while
-it is off its reslice is neither moved with the slice nor run, so scrolling costs what it did.
+``volume -> vtkImageReslice -> vtkImageMapToColors (grey ramp) -> SliceLayer`` and
+``labels -> vtkImageReslice (nearest) -> vtkImageMapToColors -> SliceLayer`` on top, plus
+crosshair lines and orientation letters. A :class:`~medseg_gui.rendering.slice_layer.SliceLayer`
+is an unlit textured quad: on software OpenGL the frame time is the pixels shaded (see there).
+The AI's probability (optional, off by default) is a second layer of the same shape under the
+labels, with its own colour table and opacity; while it is off its reslice is neither moved
+with the slice nor run, so scrolling costs what it did.
 
 The renderer's world coordinates are the view coordinates of :mod:`medseg_gui.rendering.slicing`
 with the current slice at ``Z = 0``; the camera looks down ``-Z`` with ``+Y`` up, so the
 radiological convention comes from the :class:`~medseg_gui.rendering.slicing.SliceLayout`,
 never from the camera.
+
+What a slice change costs: moving the crosshair re-runs a reslice only where the plane moved
+(the other views' planes stay; only their crosshair lines move), and order-independent
+translucency is off, because the layers are flat, drawn back to front in a fixed order, and
+VTK's OIT pass added several full-window passes per frame (about half the frame on llvmpipe).
 """
 
 from __future__ import annotations
@@ -23,12 +30,11 @@ import numpy.typing as npt
 # The OpenGL and FreeType back-ends register the factories that make rendering possible.
 import vtkmodules.vtkRenderingFreeType
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
-from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints
+from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints, vtkScalarsToColors
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkImagingCore import vtkImageMapToColors, vtkImageReslice
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
-    vtkImageActor,
     vtkPolyDataMapper,
     vtkRenderer,
     vtkTextActor,
@@ -41,6 +47,7 @@ from medseg_gui.rendering.imagedata import to_vtk_image, to_vtk_matrix
 from medseg_gui.rendering.label_outline import LabelOutline
 from medseg_gui.rendering.overlay import label_lookup_table, probability_lookup_table
 from medseg_gui.rendering.scale_bar import ScaleBar
+from medseg_gui.rendering.slice_layer import SliceLayer
 from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
 
 CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3, 1.0, 0.3),
@@ -63,6 +70,7 @@ class SliceView:
         self.orientation = Orientation(orientation)
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
+        self.renderer.UseOITOff()  # flat layers in a fixed order: see the module docstring
         self.volume: Volume | None = None
         self.layout: SliceLayout | None = None
         self.slice_index = 0
@@ -73,27 +81,28 @@ class SliceView:
         self._crosshair = np.zeros(3)
 
         self._reslice = self._make_reslice(linear=True)
-        self._image = vtkImageActor()
-        self._image.GetMapper().SetInputConnection(self._reslice.GetOutputPort())
-        self._image.GetMapper().BorderOn()  # show the outer half of the edge pixels too
-        self._image.GetProperty().SetInterpolationTypeToLinear()
-        self._image.VisibilityOff()
+        # Window/level as vtkImageActor maps it (a linear vtkScalarsToColors ramp over
+        # level -/+ width / 2, rounded), so the grey values are the same as before.
+        self._grey = vtkScalarsToColors()
+        self._window_width, self._window_center = 400.0, 40.0
+        self._image_colors = vtkImageMapToColors()
+        self._image_colors.SetOutputFormatToLuminance()
+        self._image_colors.SetLookupTable(self._grey)
+        self._image_colors.SetInputConnection(self._reslice.GetOutputPort())
+        self._image = SliceLayer(0.0, linear=True)
+        self._image.set_input_connection(self._image_colors.GetOutputPort())
 
         self._label_reslice = self._make_reslice(linear=False)
         self._label_colors = vtkImageMapToColors()
         self._label_colors.SetOutputFormatToRGBA()
-        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice.
+        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice
+        # and sits between the reslice and the colours only while it is on.
         self._label_outline = LabelOutline()
         self._label_outline.SetInputConnection(self._label_reslice.GetOutputPort())
-        self._label_colors.SetInputConnection(self._label_outline.GetOutputPort())
+        self._label_colors.SetInputConnection(self._label_reslice.GetOutputPort())
         self.label_opacity = 0.45
-        self._labels = vtkImageActor()
-        self._labels.GetMapper().SetInputConnection(self._label_colors.GetOutputPort())
-        self._labels.GetMapper().BorderOn()
-        self._labels.GetProperty().SetInterpolationTypeToNearest()
-        self._labels.GetProperty().SetOpacity(0.45)
-        self._labels.SetPosition(0.0, 0.0, _LABEL_Z)
-        self._labels.VisibilityOff()
+        self._labels = SliceLayer(_LABEL_Z, linear=False, opacity=self.label_opacity, crop=True)
+        self._labels.set_input_connection(self._label_colors.GetOutputPort())
 
         # Nearest-neighbour: the image holds float16 bit patterns (probability_lookup_table).
         self._probability_reslice = self._make_reslice(linear=False)
@@ -102,14 +111,12 @@ class SliceView:
         self._probability_colors.SetLookupTable(probability_lookup_table())
         self._probability_colors.SetInputConnection(self._probability_reslice.GetOutputPort())
         self.probability_opacity = 0.5
-        self._probability = vtkImageActor()
-        self._probability.GetMapper().SetInputConnection(
-            self._probability_colors.GetOutputPort())
-        self._probability.GetMapper().BorderOn()
-        self._probability.GetProperty().SetInterpolationTypeToNearest()
-        self._probability.GetProperty().SetOpacity(self.probability_opacity)
-        self._probability.SetPosition(0.0, 0.0, _PROBABILITY_Z)
-        self._probability.VisibilityOff()
+        self._probability = SliceLayer(_PROBABILITY_Z, linear=False,
+                                       opacity=self.probability_opacity, crop=True)
+        self._probability.set_input_connection(self._probability_colors.GetOutputPort())
+        # The reslice matrix last given to each reslice: a plane that did not move is not
+        # given a new one, so its reslice, colour mapping and texture upload do not run again.
+        self._axes: dict[int, npt.NDArray[np.float64]] = {}
 
         self._cross_points = vtkPoints()
         self._cross_points.SetNumberOfPoints(4)
@@ -136,15 +143,17 @@ class SliceView:
         self._info.GetTextProperty().SetVerticalJustificationToTop()
         self._info.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
         self._info.SetPosition(0.01, 0.99)
-        for prop in (self._image, self._probability, self._labels, self._cross, self._info,
-                     *self._letters):
+        # Drawn in this order (translucent props are not sorted): CT, probability, labels,
+        # crosshair, then the text.
+        for prop in (self._image.actor, self._probability.actor, self._labels.actor,
+                     self._cross, self._info, *self._letters):
             self.renderer.AddViewProp(prop)
         self.scale_bar = ScaleBar()
         self.scale_bar.add_to(self.renderer)
         self.scale_bar.set_visible(False)
         cam = self.renderer.GetActiveCamera()
         cam.ParallelProjectionOn()
-        self.renderer.AddObserver(vtkCommand.StartEvent, self._place_camera)
+        self.renderer.AddObserver(vtkCommand.StartEvent, self._before_render)
 
     # -- construction helpers -------------------------------------------------------------
     @staticmethod
@@ -187,8 +196,12 @@ class SliceView:
         self._configure_output(self._reslice)
         self._configure_output(self._label_reslice)
         self._configure_output(self._probability_reslice)
+        self._axes.clear()
+        bounds = self.layout.world_bounds()
+        for layer in (self._image, self._labels, self._probability):
+            layer.set_bounds(bounds)
         self.zoom, self.pan = 1.0, (0.0, 0.0)
-        self._image.VisibilityOn()
+        self._image.set_visible(True)
         self._cross.VisibilityOn()
         self.set_crosshair(volume_center(volume.geometry))
 
@@ -200,7 +213,7 @@ class SliceView:
         """
         if segmentation is None or self.volume is None:
             self._labels_geometry = None
-            self._labels.VisibilityOff()
+            self._labels.set_visible(False)
             return
         self._labels_geometry = segmentation.geometry
         self._label_reslice.SetInputData(to_vtk_image(segmentation.labelmap,
@@ -208,8 +221,8 @@ class SliceView:
         max_label = max([int(segmentation.labelmap.max())] + [s.label for s in
                                                              segmentation.segments])
         self._label_colors.SetLookupTable(label_lookup_table(segmentation.segments, max_label))
-        self._labels.GetProperty().SetOpacity(self.label_opacity if opacity is None else opacity)
-        self._labels.VisibilityOn()
+        self._labels.set_opacity(self.label_opacity if opacity is None else opacity)
+        self._labels.set_visible(True)
         self._update_slice()
 
     def set_probability(self, probability: npt.NDArray[np.float16] | None,
@@ -220,7 +233,7 @@ class SliceView:
         """
         if probability is None or geometry is None or self.volume is None:
             self._probability_geometry = None
-            self._probability.VisibilityOff()
+            self._probability.set_visible(False)
             self._probability_reslice.SetInputData(None)  # let the map's memory go
             return
         if probability.dtype != np.float16:
@@ -228,7 +241,7 @@ class SliceView:
         self._probability_geometry = geometry
         self._probability_reslice.SetInputData(to_vtk_image(
             probability.view(np.uint16), geometry, with_direction=False))
-        self._probability.VisibilityOn()
+        self._probability.set_visible(True)
         self._update_slice()
 
     @property
@@ -238,28 +251,30 @@ class SliceView:
     def set_probability_opacity(self, opacity: float) -> None:
         """The probability layer's opacity (0..1), independent of the labels'."""
         self.probability_opacity = float(np.clip(opacity, 0.0, 1.0))
-        self._probability.GetProperty().SetOpacity(self.probability_opacity)
+        self._probability.set_opacity(self.probability_opacity)
 
     def set_label_style(self, opacity: float, outline: bool) -> None:
         """Overlay opacity (0..1) for every segment, and fill (False) or outline (True)."""
         self.label_opacity = float(np.clip(opacity, 0.0, 1.0))
-        self._labels.GetProperty().SetOpacity(self.label_opacity)
+        self._labels.set_opacity(self.label_opacity)
         self._label_outline.set_outline(outline)
+        # A filled overlay bypasses the (Python) outline step: one call less per label frame.
+        source = self._label_outline if outline else self._label_reslice
+        self._label_colors.SetInputConnection(source.GetOutputPort())
 
     @property
     def label_outline(self) -> bool:
         return bool(self._label_outline.outline)
 
     def set_window_level(self, width: float, level: float) -> None:
-        prop = self._image.GetProperty()
-        prop.SetColorWindow(max(float(width), 1e-6))
-        prop.SetColorLevel(float(level))
+        self._window_width, self._window_center = max(float(width), 1e-6), float(level)
+        half = self._window_width / 2
+        self._grey.SetRange(self._window_center - half, self._window_center + half)
         self._update_info()
 
     @property
     def window_level(self) -> tuple[float, float]:
-        prop = self._image.GetProperty()
-        return float(prop.GetColorWindow()), float(prop.GetColorLevel())
+        return self._window_width, self._window_center
 
     def _configure_output(self, reslice: vtkImageReslice) -> None:
         assert self.layout is not None
@@ -293,15 +308,22 @@ class SliceView:
     def _update_slice(self) -> None:
         if self.layout is None or self.volume is None:
             return
-        m = self.layout.reslice_matrix(self.volume.geometry, self.slice_index)
-        self._reslice.SetResliceAxes(to_vtk_matrix(m))
+        self._place_plane(self._reslice, self.volume.geometry)
         if self._labels_geometry is not None:
-            lm = self.layout.reslice_matrix(self._labels_geometry, self.slice_index)
-            self._label_reslice.SetResliceAxes(to_vtk_matrix(lm))
+            self._place_plane(self._label_reslice, self._labels_geometry)
         if self._probability_geometry is not None:
-            pm = self.layout.reslice_matrix(self._probability_geometry, self.slice_index)
-            self._probability_reslice.SetResliceAxes(to_vtk_matrix(pm))
+            self._place_plane(self._probability_reslice, self._probability_geometry)
         self._update_info()
+
+    def _place_plane(self, reslice: vtkImageReslice, geometry: Geometry) -> None:
+        """Give ``reslice`` the current slice's matrix, unless it already has it."""
+        assert self.layout is not None
+        m = self.layout.reslice_matrix(geometry, self.slice_index)
+        last = self._axes.get(id(reslice))
+        if last is not None and np.array_equal(last, m):
+            return
+        self._axes[id(reslice)] = m
+        reslice.SetResliceAxes(to_vtk_matrix(m))
 
     def _update_info(self) -> None:
         if self.layout is None:
@@ -314,6 +336,11 @@ class SliceView:
                             f"W {w:.0f} L {lv:.0f}")
 
     # -- camera and picking -------------------------------------------------------------------
+    def _before_render(self, *_: Any) -> None:
+        self._place_camera()
+        self._labels.prepare()
+        self._probability.prepare()
+
     def _place_camera(self, *_: Any) -> None:
         """Fit the slice to the viewport (times ``zoom``) before every render."""
         if self.layout is None:

@@ -415,7 +415,9 @@ class EditingController(QObject):
                 if ijk is not None:
                     self.editor.continue_stroke(ijk.tolist())
                     self._schedule_others(widget)
-            widget.render_view()
+            # Every move stamps at once; the frame is drawn once the waiting moves are
+            # handled (see ui/frame_scheduler.py), so a fast stroke never queues frames.
+            self.window.frames.request(widget)
             return self._painting is widget
         if self.tool is Tool.SCISSORS and self._painting is widget:
             ijk = self.point_ijk(widget, ev.position())

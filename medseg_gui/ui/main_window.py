@@ -32,6 +32,7 @@ from medseg_gui.rendering.presets import WindowLevel, auto_window, load_presets
 from medseg_gui.rendering.slice_view import volume_center
 from medseg_gui.rendering.slicing import Orientation, probe
 from medseg_gui.ui.confidence_panel import install_confidence
+from medseg_gui.ui.frame_scheduler import FrameScheduler
 from medseg_gui.ui.layouts import ViewLayout
 from medseg_gui.ui.slice_widget import SliceViewWidget, release_vtk_windows
 from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, series_work
@@ -86,10 +87,13 @@ class MainWindow(QMainWindow):
         self._task: Task | None = None
         self.presets = self._read_presets()
         self.views = {o: SliceViewWidget(o) for o in Orientation}
+        # Scrolling and window/level drags draw the latest state once per event-loop turn.
+        self.frames = FrameScheduler(self)
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
         self._build_editing()
+        self.view3d.busy = lambda: self.editing.editor is not None and self.editing.editor.stroking
         self._build_workflow()
         self.browser = install_study_browser(self, self.open_series, self.open_path,
                                              self.show_error)
@@ -97,7 +101,8 @@ class MainWindow(QMainWindow):
         self.confidence = install_confidence(self)
         install_viewer_options(self)  # layouts, overlay style, auto window, saved geometry
         for widget in self.views.values():
-            widget.crosshairRequested.connect(self.set_crosshair)
+            widget.crosshairRequested.connect(
+                lambda world, source=widget: self.set_crosshair(world, source=source))
             widget.hovered.connect(self._show_readout)
             widget.windowLevelRequested.connect(self.set_window_level)
 
@@ -344,19 +349,30 @@ class MainWindow(QMainWindow):
             widget.view.set_labels(self.segmentation if visible else None)
         self.render_all()
 
-    def set_crosshair(self, world: Any) -> None:
-        """Move the shared crosshair (LPS mm); every view follows it."""
+    def set_crosshair(self, world: Any, source: SliceViewWidget | None = None) -> None:
+        """Move the shared crosshair (LPS mm); every view follows it.
+
+        With a ``source`` (the view the user scrolled or clicked in) the views draw on the next
+        turn of the event loop (see :mod:`medseg_gui.ui.frame_scheduler`): ``source`` and every
+        view whose plane moved, and where only the crosshair line moved, once the user pauses.
+        Without one (the program moved it: a study loaded, a region chosen) every view draws
+        before this returns.
+        """
         self.crosshair = np.asarray(world, dtype=np.float64)
         for widget in self.views.values():
+            before = widget.view.slice_index
             widget.view.set_crosshair(self.crosshair)
+            moved = widget.view.slice_index != before
+            self.frames.request(widget, changed=source is None or widget is source or moved)
         self.view3d.set_crosshair(self.crosshair)
         self._show_readout(self.crosshair)
-        self.render_all()
+        if source is None:
+            self.frames.draw_changed()
 
     def set_window_level(self, width: float, level: float) -> None:
         for widget in self.views.values():
             widget.view.set_window_level(width, level)
-        self.render_all()
+            self.frames.request(widget)
 
     def apply_preset(self, name: str) -> None:
         """Apply the window/level preset called ``name`` (from the presets JSON)."""
@@ -367,7 +383,9 @@ class MainWindow(QMainWindow):
         raise KeyError(f"no window/level preset {name!r}")
 
     def render_all(self) -> None:
+        """Draw every slice view now (and drop their pending requests)."""
         for widget in self.views.values():
+            self.frames.cancel(widget)
             widget.render_view()
 
     def readout_text(self, world: Any) -> str:

@@ -9,6 +9,7 @@ label map, and handed to the scene (rendering) on the GUI thread. Editing code c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,9 @@ from medseg_gui.ui.workers import Task  # noqa: E402
 REBUILD_DELAY_MS = 400
 PRESET_KEY = "view3d/preset"
 CROSSHAIR_RENDER_DELAY_MS = 250
+# While the user paints, a 3D frame waits this long and asks again (ms): a still-quality frame
+# takes 0.5-10 s on software OpenGL, all of it on the GUI thread, and would freeze the stroke.
+BUSY_RETRY_MS = 200
 
 
 class View3DWidget(QVTKRenderWindowInteractor):
@@ -125,7 +129,9 @@ class View3DPanel(QWidget):
         # one frame drawn from the event loop: a full-quality frame costs ~0.5 s on software GL,
         # and back-to-back synchronous renders of a freshly loaded scene crashed llvmpipe.
         self._render_soon = QTimer(self, singleShot=True, interval=0)
-        self._render_soon.timeout.connect(self.vtk.render_view)
+        self._render_soon.timeout.connect(self._render_when_free)
+        # Set by the main window: True while a frame would interrupt the user (a paint stroke).
+        self.busy: Callable[[], bool] = lambda: False
 
         self.preset_box = QComboBox()
         self.preset_box.addItems([p.name for p in self.presets])
@@ -216,8 +222,16 @@ class View3DPanel(QWidget):
         self._deferred_render.start()
 
     def render_view(self) -> None:
-        """Draw the 3D view once control returns to the event loop (coalesced)."""
+        """Draw the 3D view once control returns to the event loop (coalesced), and not while
+        :attr:`busy` says the user is in the middle of a stroke."""
         self._render_soon.start()
+
+    def _render_when_free(self) -> None:
+        if self.busy():
+            self._render_soon.start(BUSY_RETRY_MS)
+            return
+        self._render_soon.setInterval(0)
+        self.vtk.render_view()
 
     def reset_camera(self) -> None:
         self.scene.reset_camera()

@@ -88,3 +88,51 @@ def test_right_drag_changes_window(window, qtbot):  # type: ignore[no-untyped-de
     qtbot.mouseMove(axial, centre + QPoint(60, 0))
     qtbot.mouseRelease(axial, Qt.MouseButton.RightButton, pos=centre + QPoint(60, 0))
     assert window.views[Orientation.SAGITTAL].view.window_level[0] > w0
+
+
+def _frames_of(widget) -> list[int]:  # type: ignore[no-untyped-def]
+    """A counter of the frames ``widget``'s render window draws from now on."""
+    from vtkmodules.vtkCommonCore import vtkCommand
+
+    count = [0]
+    widget.GetRenderWindow().AddObserver(vtkCommand.EndEvent,
+                                         lambda *_: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+def test_a_key_burst_draws_the_latest_slice_once(window, qtbot):  # type: ignore[no-untyped-def]
+    """Ten arrow presses waiting in the queue: one frame, showing the tenth step."""
+    from PySide6.QtGui import QKeyEvent
+
+    window.set_volume(marker_volume("lps-iso", LEFT))  # 41 axial slices, the 21st shown
+    axial = window.views[Orientation.AXIAL]
+    qtbot.wait(1000)  # the frames of loading (and the statistics refresh) are drawn
+    window.frames._follow.setInterval(60_000)  # the pause is ended by hand below
+    axial_frames, coronal_frames = _frames_of(axial), _frames_of(window.views[
+        Orientation.CORONAL])
+    before = axial.view.slice_index
+    for _ in range(10):
+        QApplication.postEvent(axial, QKeyEvent(QKeyEvent.Type.KeyPress, Qt.Key.Key_Down,
+                                                Qt.KeyboardModifier.NoModifier))
+    qtbot.waitUntil(lambda: axial_frames[0] >= 1, timeout=2000)
+    assert axial.view.slice_index == before + 10  # down: towards the feet, +k here
+    assert f"Axial {before + 11}/" in axial.view._info.GetInput()
+    qtbot.wait(100)
+    assert axial_frames[0] == 1
+    assert coronal_frames[0] == 0  # only its crosshair line moved: it waits for the pause
+    window.frames.draw_followers()
+    assert axial_frames[0] == 1 and coronal_frames[0] == 1
+    assert not window.frames.pending
+
+
+def test_a_click_redraws_every_view_whose_plane_moved(window, qtbot):  # type: ignore[no-untyped-def]
+    window.set_volume(marker_volume("lps-iso", LEFT))
+    qtbot.wait(1000)
+    counts = {o: _frames_of(w) for o, w in window.views.items()}
+    window.set_crosshair(LEFT, source=window.views[Orientation.AXIAL])  # moves x only
+    window.frames.draw_changed()
+    assert counts[Orientation.AXIAL][0] == 1  # the source
+    assert counts[Orientation.SAGITTAL][0] == 1  # its plane moved to x = 12 mm
+    assert counts[Orientation.CORONAL][0] == 0  # same plane, only the line moved
+    window.frames.draw_all()
+    assert counts[Orientation.CORONAL][0] == 1

@@ -67,3 +67,57 @@ def test_probe_and_presets():
     assert value == 1000 and ijk is not None
     assert probe(volume.array, volume.geometry, (99.0, 0.0, 0.0)) == (None, None)
     assert {p.name for p in load_presets()} >= {"Lung", "Bone", "Brain", "Liver"}
+
+
+def _offscreen(view):  # type: ignore[no-untyped-def]
+    from vtkmodules.vtkRenderingCore import vtkRenderWindow
+
+    window = vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.SetSize(300, 300)
+    window.AddRenderer(view.renderer)
+    return window
+
+
+def test_overlay_quad_covers_only_the_labelled_box():  # type: ignore[no-untyped-def]
+    """Transparent overlay pixels are not shaded: the label quad spans the marker's box."""
+    from medseg_gui.rendering.slice_view import SliceView
+    from tests.gui.conftest import marker_segmentation
+
+    volume = marker_volume("ras-thick", LEFT)
+    view = SliceView(Orientation.AXIAL)
+    window = _offscreen(view)
+    view.set_volume(volume)
+    view.set_labels(marker_segmentation(volume, LEFT))
+    view.set_crosshair(LEFT)
+    window.Render()
+    x0, x1, y0, y1, _, _ = view._labels.actor.GetBounds()
+    x, y, _ = view.layout.world_to_view(LEFT)
+    # The 10 mm cube, to the voxel: pixel edges on a 0.8 mm grid.
+    assert abs((x0 + x1) / 2 - x) < 0.9 and abs((y0 + y1) / 2 - y) < 0.9
+    assert 9.0 <= x1 - x0 <= 11.7 and 9.0 <= y1 - y0 <= 11.7
+    view.set_crosshair(view.step_world(-view.slice_index))  # a slice without labels
+    window.Render()
+    x0, x1, y0, y1, _, _ = view._labels.actor.GetBounds()
+    assert x1 - x0 < 1.0 and y1 - y0 < 1.0  # one transparent pixel
+    window.Finalize()
+
+
+def test_a_plane_that_did_not_move_is_not_resliced():  # type: ignore[no-untyped-def]
+    """Scrolling one view moves only the crosshair lines of the others."""
+    from medseg_gui.rendering.slice_view import SliceView
+
+    volume = marker_volume("lps-iso", LEFT)
+    coronal = SliceView(Orientation.CORONAL)
+    window = _offscreen(coronal)
+    coronal.set_volume(volume)
+    window.Render()
+    before = coronal._reslice.GetOutput().GetMTime()
+    centre = np.asarray(coronal._crosshair)
+    coronal.set_crosshair(centre + np.array([0.0, 0.0, 5.0]))  # an axial scroll: same coronal plane
+    window.Render()
+    assert coronal._reslice.GetOutput().GetMTime() == before
+    coronal.set_crosshair(centre + np.array([0.0, 5.0, 0.0]))  # the coronal plane moves
+    window.Render()
+    assert coronal._reslice.GetOutput().GetMTime() > before
+    window.Finalize()
