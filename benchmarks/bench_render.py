@@ -118,13 +118,7 @@ def bench_slices(volume, seg, n: int) -> dict[str, list[float]]:  # type: ignore
     out: dict[str, list[float]] = {}
     nz = volume.geometry.shape[0]
 
-    viewer = vtkImageViewer2()
-    viewer.SetRenderWindow(_window(SLICE_SIZE))
-    viewer.SetInputData(to_vtk_image(volume.array, volume.geometry, with_direction=False))
-    viewer.SetSliceOrientationToXY()
-    viewer.SetColorWindow(400)
-    viewer.SetColorLevel(40)
-    viewer.Render()
+    viewer = _stock_viewer(volume, None)
 
     def stock(i: int) -> None:
         viewer.SetSlice(i % nz)
