@@ -106,11 +106,10 @@ class SliceLayer:
         rows, cols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
         if rows.size == 0:  # nothing to show: one transparent pixel in a corner
             r0 = r1 = c0 = c1 = 0
+            box = np.zeros((1, 1, 4), np.uint8)
         else:
             r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-        box = np.ascontiguousarray(rgba[r0:r1 + 1, c0:c1 + 1])
-        if rows.size == 0:
-            box = np.zeros((1, 1, 4), np.uint8)
+            box = np.ascontiguousarray(rgba[r0:r1 + 1, c0:c1 + 1])
         cut = vtkImageData()
         cut.SetDimensions(c1 - c0 + 1, r1 - r0 + 1, 1)
         cut.GetPointData().SetScalars(

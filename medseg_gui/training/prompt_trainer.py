@@ -21,6 +21,7 @@ and :func:`assemble` turns such a bundle into the model folder elsewhere.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -284,8 +285,6 @@ def shared_schedule(path: str, steps: int) -> int:
     with each other, side by side on one GPU, then train exactly as many steps)."""
     if not path:
         return steps
-    import os
-
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
