@@ -18,13 +18,13 @@ from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.jobs import JobStatus
 from medseg_gui.inference.model_card import load_card
 from medseg_gui.inference.network import build_network
+from medseg_gui.inference.registry import ModelRegistry, PromotionRefused
 from medseg_gui.training.config import TrainConfig
 from medseg_gui.training.consistency import rampup, strong_view
 from medseg_gui.training.data import PREPARED_NAME, prepare_arrays, save_case
 from medseg_gui.training.export import TUMOUR, write_model
 from medseg_gui.training.finetune import FinetuneConfig, finetune, validation_cases
 from medseg_gui.training.jobs import python_job
-from medseg_gui.training.registry import ModelRegistry, PromotionRefused
 from medseg_gui.training.sampling import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -170,8 +170,8 @@ def test_a_run_resumes_and_its_bundle_assembles_into_a_model(prepared: Path,
 
 def test_fine_tuning_is_gated_on_held_out_interactive_dice(prepared: Path,
                                                            tmp_path: Path) -> None:
+    from medseg_gui.inference.registry import ModelRegistry
     from medseg_gui.training.prompt_finetune import PromptFinetuneConfig, finetune_prompt
-    from medseg_gui.training.registry import ModelRegistry
 
     cfg = PromptTrainConfig(data=str(prepared), out=str(tmp_path / "shipped" / "tp" / "1.0.0"),
                             work=str(tmp_path / "w"), model_id="tp", channels=(4, 8),

@@ -10,10 +10,9 @@ import pytest
 
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import ModelCard
+from medseg_gui.inference.registry import ModelRegistry, PromotionRefused
 from medseg_gui.io.errors import LoadError
-from medseg_gui.training import registry as registry_mod
 from medseg_gui.training.queue_commands import add_commands
-from medseg_gui.training.registry import ModelRegistry, PromotionRefused
 
 CASES = {"STS_001": 0.8, "STS_002": 0.7}
 
@@ -107,7 +106,7 @@ def _cli(argv: list[str]) -> int:
 
 def test_models_cli(reg: ModelRegistry, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(registry_mod, "SHIPPED_ENGINES", reg.shipped)
+    monkeypatch.setenv("MEDSEG_ENGINES", str(reg.shipped))
     assert _cli(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "* sts-tumour:1.0.0" in out and "6 version(s)" in out
@@ -120,3 +119,22 @@ def test_models_cli(reg: ModelRegistry, monkeypatch: pytest.MonkeyPatch,
     assert _cli(["models", "list", "sts-tumour", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 6 and rows[0]["validation_dice"] == 0.70
+
+
+def test_every_runner_resolves_the_registry_s_active_version(reg: ModelRegistry,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Segment tumour, the AI tool, ``medseg segment`` and ``medseg prompt`` all ask
+    ``resolve_model``: a promotion (a fine-tune of the site's corrections) reaches every one of
+    them, and a rollback too; a version named explicitly wins, user-trained ones included."""
+    from medseg_gui.inference.models import resolve_model
+
+    monkeypatch.setenv("MEDSEG_ENGINES", str(reg.shipped))
+    assert resolve_model("sts-tumour").ref == "sts-tumour:1.0.0"  # no pointer: newest shipped
+    reg.promote("sts-tumour:1.2.0")
+    assert resolve_model("sts-tumour").ref == "sts-tumour:1.2.0"
+    assert resolve_model("sts-tumour:1.1.0").folder == reg.find("sts-tumour:1.1.0").folder
+    reg.rollback("sts-tumour")
+    assert resolve_model("sts-tumour").ref == "sts-tumour:1.0.0"
+    with pytest.raises(LoadError, match="models found: sts-tumour:1.0.0"):
+        resolve_model("sts-tumour:7.0.0")

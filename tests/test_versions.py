@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from medseg_gui.inference.models import resolve_model
+from medseg_gui.inference.registry import ModelRegistry
 from medseg_gui.inference.versions import version_key
-from medseg_gui.training.registry import ModelRegistry
 from tests.test_registry import _model
 
 ORDER = [  # oldest first

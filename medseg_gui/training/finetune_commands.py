@@ -36,16 +36,16 @@ def _need_prepared(path: str) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Run ``medseg finetune``; returns the exit code."""
     from medseg_gui.core.paths import cache_dir
+    from medseg_gui.inference.registry import ModelRegistry
     from medseg_gui.training.data import prepare_folder
     from medseg_gui.training.finetune import FinetuneConfig, finetune
     from medseg_gui.training.finetune_data import prepare_queue, prepare_unlabeled
     from medseg_gui.training.jobs import print_progress
-    from medseg_gui.training.registry import ModelRegistry
 
     registry = ModelRegistry(user=args.models) if args.models else ModelRegistry()
     if args.base and (Path(args.base) / "model.json").is_file():
         from medseg_gui.inference.model_card import load_card
-        from medseg_gui.training.registry import ModelVersion
+        from medseg_gui.inference.registry import ModelVersion
 
         base = ModelVersion(load_card(args.base), "folder")
     elif args.base:

@@ -138,7 +138,7 @@ def cmd_queue_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from medseg_gui.training.registry import ModelRegistry
+    from medseg_gui.inference.registry import ModelRegistry
 
     reg = ModelRegistry()
     rows = reg.versions(args.model_id)
@@ -158,7 +158,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from medseg_gui.training.registry import ModelRegistry
+    from medseg_gui.inference.registry import ModelRegistry
 
     v = ModelRegistry().promote(args.ref, force=args.force, reason=args.reason or "")
     print(f"{v.model_id}: active version is now {v.version}")
@@ -166,7 +166,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from medseg_gui.training.registry import ModelRegistry
+    from medseg_gui.inference.registry import ModelRegistry
 
     v = ModelRegistry().rollback(args.model_id, reason=args.reason or "")
     print(f"{v.model_id}: rolled back, active version is now {v.version}")

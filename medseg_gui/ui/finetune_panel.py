@@ -110,7 +110,7 @@ class FinetunePanel(QWidget):
     def start(self, validation: str | None = None) -> bool:
         """Start fine-tuning the active version of the chosen model; False (with a message)
         if it cannot."""
-        from medseg_gui.training.registry import ModelRegistry
+        from medseg_gui.inference.registry import ModelRegistry
 
         if self.running:
             return self._say("A fine-tune job is already running")
@@ -192,7 +192,7 @@ class FinetunePanel(QWidget):
     # -- promotion -------------------------------------------------------------------------
     def promote(self, ref: str) -> bool:
         """Try to make ``ref`` active; report "promoted X" or "kept Y: <reason>"."""
-        from medseg_gui.training.registry import ModelRegistry
+        from medseg_gui.inference.registry import ModelRegistry
 
         registry = ModelRegistry()
         model_id = ref.partition(":")[0]

@@ -1,7 +1,7 @@
 """"Segment tumour": the default model in the inference worker process, polled by a timer.
 
 Without an explicit model it runs the registry's *active* version of the default model
-(:meth:`~medseg_gui.training.registry.ModelRegistry.active`), read afresh on every run, so a
+(:meth:`~medseg_gui.inference.registry.ModelRegistry.active`), read afresh on every run, so a
 promotion switches the next segmentation to the new version; its segments record that ref.
 
 The GUI thread only submits the job (one copy of the voxels into shared memory), polls
@@ -30,8 +30,8 @@ from PySide6.QtWidgets import QMenu, QMessageBox
 from medseg_gui.core.jobs import JobStatus
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.inference.model_card import ModelCard, load_card
-from medseg_gui.inference.models import DEFAULT_MODEL, resolve_model
+from medseg_gui.inference.model_card import ModelCard
+from medseg_gui.inference.models import resolve_model
 from medseg_gui.inference.worker import InferenceWorker, SegmentJob
 from medseg_gui.io.errors import LoadError
 
@@ -131,12 +131,6 @@ class SegmentAction(QObject):
 
     def model_card(self) -> ModelCard:
         """The verified card to run: :attr:`model`, else the active default model version."""
-        if self.model is None:
-            from medseg_gui.training.registry import ModelRegistry
-
-            active = ModelRegistry().active(DEFAULT_MODEL)
-            if active is not None:
-                return load_card(active.folder)
         return resolve_model(self.model)
 
     def cancel(self) -> None:

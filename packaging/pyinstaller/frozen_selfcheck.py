@@ -16,7 +16,7 @@ from medseg_gui.inference.models import DEFAULT_MODEL, resolve_model
 from medseg_gui.inference.worker import InferenceWorker, JobStatus
 from medseg_gui.io.loader import load_volume
 from medseg_gui.resources import DEMO_STUDY
-from medseg_gui.training.registry import ModelRegistry
+from medseg_gui.inference.registry import ModelRegistry
 
 
 def main(argv: list[str]) -> int:

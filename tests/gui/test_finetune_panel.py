@@ -14,9 +14,9 @@ import pytest
 from medseg_gui.core.jobs import JobStatus
 from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import load_card
+from medseg_gui.inference.registry import ModelRegistry
 from medseg_gui.resources import ENGINES
 from medseg_gui.training.jobs import Job
-from medseg_gui.training.registry import ModelRegistry
 from tests.gui.workflow_helpers import SEGMENT_TIMEOUT_MS, open_demo
 
 pytestmark = pytest.mark.gui

@@ -1,5 +1,10 @@
 """Model versions, the active version of each model, promotion and rollback.
 
+The registry lives in ``inference`` because it decides which model runs: every place that runs
+a model without naming its version (the GUI's "Segment tumour" and AI tool, ``medseg segment``,
+``medseg prompt``) asks :func:`~medseg_gui.inference.models.resolve_model`, which asks the
+registry; training only adds versions to it and promotes them.
+
 Versions come from two places: shipped ones under ``engines/<model-id>/<version>/`` (read-only,
 part of the install) and user-trained ones under ``data_dir()/models/<model-id>/<version>/``
 (fine-tuning writes there). Each is a model folder with its card (:mod:`..inference.model_card`),
@@ -29,15 +34,13 @@ from medseg_gui.core.paths import data_dir
 from medseg_gui.inference.model_card import ModelCard, list_models, load_card
 from medseg_gui.inference.versions import version_key
 from medseg_gui.io.errors import LoadError
-from medseg_gui.resources import ENGINES
+from medseg_gui.resources import engines_dir
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-# Shipped models: engines/ of the checkout or of the frozen bundle (see medseg_gui.resources).
-SHIPPED_ENGINES = ENGINES
 STATE_FILE = "registry.json"
 
 
@@ -96,13 +99,14 @@ class ModelRegistry:
     Parameters
     ----------
     shipped
-        Folder of shipped models (default: ``engines/`` of the install).
+        Folder of shipped models (default: ``engines/`` of the install, or ``$MEDSEG_ENGINES``;
+        see :mod:`medseg_gui.resources`).
     user
         Folder of user-trained models and of ``registry.json`` (default ``data_dir()/models``).
     """
 
     def __init__(self, shipped: str | Path | None = None, user: str | Path | None = None) -> None:
-        self.shipped = Path(shipped) if shipped is not None else SHIPPED_ENGINES
+        self.shipped = Path(shipped) if shipped is not None else engines_dir()
         self.user = Path(user) if user is not None else data_dir() / "models"
         self.state_path = self.user / STATE_FILE
 
