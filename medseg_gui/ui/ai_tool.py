@@ -133,6 +133,7 @@ class AITool(QObject):
         self.last_result: PromptResult | None = None
         self.last_seconds = 0.0
         self.superseded = 0  # jobs dropped for a newer prompt (the tests read it)
+        self._stale = False  # another version was promoted since the model loaded
         self._load_task: Task | None = None
         self._running: _Job | None = None
         self._queue: list[_Job] = []
@@ -290,9 +291,21 @@ class AITool(QObject):
         self._start_next()
         return True
 
+    def model_promoted(self, ref: str) -> None:
+        """A version of ``ref``'s model became active (a fine-tune promoted, a rollback): the
+        next prompt loads it, once no prediction uses the loaded one."""
+        if self.card is not None and ref.partition(":")[0] == self.card.model_id \
+                and ref != self.card.ref:
+            self._stale = True
+            self._say(f"AI: {ref} is now active; the next prompt loads it", timeout_ms=8000)
+
     def _start_next(self) -> None:
         if self._running is not None or not self._queue:
             return
+        if self._stale and self.backend is not None:
+            self._stale = False
+            self.backend.close()
+            self.card, self.backend = None, None
         if self.backend is None or self.card is None:
             self.ensure_model()  # the queue runs when the model is there
             return

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QSettings, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -64,7 +64,14 @@ class FinetunePanel(QWidget):
         The main window (status bar, ``segment_action``).
     job_factory
         Builds the job (default :func:`finetune_job`); tests pass a stand-in command.
+
+    Signals
+    -------
+    promoted(str)
+        A version (``"model-id:version"``) became active: whatever holds the old one reloads.
     """
+
+    promoted = Signal(str)
 
     def __init__(self, window: MainWindow, job_factory: JobFactory = finetune_job) -> None:
         super().__init__()
@@ -203,6 +210,7 @@ class FinetunePanel(QWidget):
             self._say(f"kept {kept.ref if kept else model_id}: {exc}")
             return False
         self._say(f"promoted {ref}")
+        self.promoted.emit(ref)
         self.rebuild_engine(registry.find(ref).folder)
         return True
 
@@ -229,6 +237,7 @@ class FinetunePanel(QWidget):
 def install_finetune_panel(window: MainWindow, dock_body: QWidget) -> FinetunePanel:
     """Add the panel below the Training queue table (``dock_body`` is the dock's widget)."""
     panel = FinetunePanel(window)
+    panel.promoted.connect(window.editing.ai.model_promoted)  # Segment tumour reads it per run
     layout = dock_body.layout()
     if layout is not None:
         layout.addWidget(panel)

@@ -120,6 +120,30 @@ def test_click_at_the_tumour_segments_it(win: Any, qtbot: Any) -> None:
     assert g > 150 and g > r + 60 and g > b + 60, (r, g, b)
 
 
+def test_a_promoted_fine_tune_is_what_the_next_prompt_runs(win: Any, qtbot: Any) -> None:
+    """The loop from correction to model: a fine-tune promoted in the Training queue dock
+    (here a copy of the shipped version, registered as user version 1.1.1 with its metrics)
+    is loaded by the next prompt; the prompt before it ran on the loaded version."""
+    import shutil
+
+    from medseg_gui.core.paths import data_dir
+    from medseg_gui.inference.model_card import load_card
+
+    ai, view = win.editing.ai, axial(win)
+    shipped = ai.card
+    dest = data_dir() / "models" / shipped.model_id / "9.9.9-ft.1"
+    shutil.copytree(shipped.folder, dest)
+    card = load_card(dest)
+    card.version = "9.9.9-ft.1"
+    card.save(dest)
+    assert win.queue_panel.finetune.promote(card.ref)
+    assert ai.card is shipped  # nothing reloads under a running session
+    click(view, at(view, tumour_centre()))
+    wait_done(qtbot, win)
+    assert ai.card is not None and ai.card.ref == card.ref and ai.card.folder == dest
+    assert card.ref in win.tool_panel.ai.model.text()
+
+
 def test_negative_point_changes_the_result(win: Any, qtbot: Any) -> None:
     view = axial(win)
     click(view, at(view, tumour_centre()))
