@@ -138,6 +138,56 @@ def nan_mask(data: Path, tmp: Path) -> Path:
     return out
 
 
+def symlink_loop(data: Path, tmp: Path) -> Path:
+    """Three real CT slices in a folder that also holds a loop of symbolic links."""
+    folder = tmp / "series"
+    folder.mkdir()
+    for src in sorted(data.joinpath(*STS_DICOM, "image").glob("*.dcm"))[:3]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "a").symlink_to("b")
+    (folder / "b").symlink_to("a")
+    return folder
+
+
+def image_2d(data: Path, tmp: Path) -> Path:
+    """One slice of the sarcoma CT as a 2D NIfTI: it has no slice thickness."""
+    out = tmp / "slice.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(data.joinpath(*STS, "CT_image.nii.gz")))[:, :, 5], str(out))
+    return out
+
+
+def series_with_moved_slice(data: Path, tmp: Path, n: int, shift_mm: float | None) -> Path:
+    """The real STS_001 CT series with slice ``n`` (by position) moved: by ``shift_mm`` along
+    z, or (``None``) to 0.002 mm from slice ``n - 1``. Returns the moved file."""
+    import pydicom
+
+    folder = tmp / "series"
+    folder.mkdir()
+    for src in data.joinpath(*STS_DICOM, "image").glob("*.dcm"):
+        (folder / src.name).write_bytes(src.read_bytes())
+    files = sorted(folder.glob("*.dcm"),
+                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True)
+                                       .ImagePositionPatient[2]))
+    victim = pydicom.dcmread(files[n])
+    z = float(victim.ImagePositionPatient[2])
+    if shift_mm is None:
+        below = float(pydicom.dcmread(files[n - 1]).ImagePositionPatient[2])
+        z = below + 0.002 * np.sign(z - below)
+    else:
+        z += shift_mm
+    victim.ImagePositionPatient[2] = z
+    victim.save_as(files[n])
+    return files[n]
+
+
+def two_slices_at_one_position(data: Path, tmp: Path) -> Path:
+    return series_with_moved_slice(data, tmp, 20, None).parent
+
+
+def slice_displaced_25_m(data: Path, tmp: Path) -> Path:
+    return series_with_moved_slice(data, tmp, 20, 25000.0).parent
+
+
 # case -> (maker, a word the one-line error must hold)
 STUDY_CASES: dict[str, tuple[Maker, str]] = {
     "truncated NRRD": (truncated_nrrd, "truncated"),
@@ -149,6 +199,15 @@ STUDY_CASES: dict[str, tuple[Maker, str]] = {
     # 12.8 GB claimed from 3.6 MB: refused before reading, past deflate's 1032:1.
     "huge MHA header": (huge_mha, "cannot expand"),
     "non-DICOM folder": (empty_folder, "no DICOM image series"),
+    "two slices at one position": (two_slices_at_one_position, "at one position"),
+}
+
+# Usable inputs: they load, with a warning holding the word.
+WARNED_STUDIES: dict[str, tuple[Maker, str]] = {
+    "slice displaced by 25 m": (slice_displaced_25_m, "dropped"),
+    "symlink loop in the folder": (symlink_loop, "Too many levels of symbolic links"),
+    "NaN voxels": (nan_mask, "NaN or infinite"),
+    "2D NIfTI": (image_2d, "slice thickness is unknown"),
 }
 
 MASK_CASES: dict[str, tuple[Maker, str]] = {

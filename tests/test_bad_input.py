@@ -36,9 +36,12 @@ from tests.bad_input_corpus import (
     STS_DICOM,
     STUDY_CASES,
     assert_one_error,
+    image_2d,
     medseg,
     nan_mask,
+    series_with_moved_slice,
     study_for_mask,
+    symlink_loop,
 )
 
 
@@ -156,12 +159,7 @@ def test_output_in_a_read_only_folder(shared_data: Path, tmp_path: Path) -> None
 
 
 def test_symlink_loop_in_a_dicom_folder(shared_data: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "series"
-    folder.mkdir()
-    for src in sorted(shared_data.joinpath(*STS_DICOM, "image").glob("*.dcm"))[:3]:
-        (folder / src.name).write_bytes(src.read_bytes())
-    (folder / "a").symlink_to("b")
-    (folder / "b").symlink_to("a")
+    folder = symlink_loop(shared_data, tmp_path)
     # One file of the folder: its series is gathered from the files beside it.
     run = medseg("info", sorted(folder.glob("*.dcm"))[0])
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
@@ -197,10 +195,8 @@ def test_nan_voxels_warn_with_their_count(shared_data: Path, tmp_path: Path) -> 
 
 
 def test_2d_image_loads_with_a_warning(shared_data: Path, tmp_path: Path) -> None:
+    volume = read_image(image_2d(shared_data, tmp_path))
     image = sitk.ReadImage(str(shared_data.joinpath(*STS, "CT_image.nii.gz")))
-    path = tmp_path / "slice.nii.gz"
-    sitk.WriteImage(image[:, :, 5], str(path))
-    volume = read_image(path)
     assert volume.geometry.shape == (1, *image.GetSize()[1::-1])
     assert any("slice thickness is unknown" in w for w in volume.warnings)
 
@@ -312,33 +308,9 @@ def test_an_empty_segment_beside_a_full_one_is_left_out_and_said(fmt: str, share
 
 # --- damaged slice positions -------------------------------------------------------------------
 
-def _series_with_moved_slice(data: Path, tmp: Path, n: int, shift_mm: float | None) -> Path:
-    """The real STS_001 CT series with slice ``n`` (by position) moved: by ``shift_mm`` along
-    z, or (``None``) to 0.002 mm from slice ``n - 1``. Returns the moved file."""
-    import pydicom
-
-    folder = tmp / "series"
-    folder.mkdir()
-    for src in data.joinpath(*STS_DICOM, "image").glob("*.dcm"):
-        (folder / src.name).write_bytes(src.read_bytes())
-    files = sorted(folder.glob("*.dcm"),
-                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True)
-                                       .ImagePositionPatient[2]))
-    victim = pydicom.dcmread(files[n])
-    z = float(victim.ImagePositionPatient[2])
-    if shift_mm is None:
-        below = float(pydicom.dcmread(files[n - 1]).ImagePositionPatient[2])
-        z = below + 0.002 * np.sign(z - below)
-    else:
-        z += shift_mm
-    victim.ImagePositionPatient[2] = z
-    victim.save_as(files[n])
-    return files[n]
-
-
 def test_two_slices_at_one_position_are_refused_naming_the_file(shared_data: Path,
                                                                 tmp_path: Path) -> None:
-    moved = _series_with_moved_slice(shared_data, tmp_path, 20, None)
+    moved = series_with_moved_slice(shared_data, tmp_path, 20, None)
     for args in (("info", moved.parent), ("convert", moved.parent, tmp_path / "o" / "ct.nii")):
         line = assert_one_error(medseg(*args), moved, "0.002 mm from", "at one position")
         assert "mm spacing" in line
@@ -347,7 +319,7 @@ def test_two_slices_at_one_position_are_refused_naming_the_file(shared_data: Pat
 
 def test_a_slice_displaced_by_25_m_is_dropped_with_a_warning(shared_data: Path,
                                                              tmp_path: Path) -> None:
-    moved = _series_with_moved_slice(shared_data, tmp_path, 20, 25000.0)
+    moved = series_with_moved_slice(shared_data, tmp_path, 20, 25000.0)
     full = load_volume(shared_data.joinpath(*STS_DICOM, "image"))
     out = tmp_path / "ct.nii.gz"
     run = medseg("convert", moved.parent, out)
