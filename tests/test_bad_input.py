@@ -65,7 +65,8 @@ STUDY_COMMANDS = ("info", "convert", "segment", "queue add")
 
 @pytest.mark.parametrize("command", STUDY_COMMANDS)
 @pytest.mark.parametrize("case", sorted(STUDY_CASES))
-def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path) -> None:
+def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path,
+                   medseg_home: Path) -> None:
     make, word = STUDY_CASES[case]
     bad = make(shared_data, tmp_path)
     out = tmp_path / "out" / "result.nii.gz"
@@ -73,6 +74,9 @@ def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path) -
     assert_one_error(run, bad, word)
     assert run.stdout == ""
     assert not out.parent.exists() and _queued() == []
+    # The user reads one line; the log keeps the details for whoever supports them.
+    log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log and str(bad) in log
 
 
 @pytest.mark.parametrize("case", sorted(STUDY_CASES))
