@@ -8,14 +8,13 @@ correct output and a warning. The readers are also called in-process for what th
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,169 +23,98 @@ import SimpleITK as sitk
 
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
+from medseg_gui.io.export_commands import FORMATS
 from medseg_gui.io.imagefile import read_image, write_image
 from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
-
-ROOT = Path(__file__).resolve().parent.parent
-STS = ("ibsi_sts", "nifti", "STS_001")
-STS_DICOM = ("ibsi_sts", "dicom", "STS_001", "CT")
-
-
-def medseg(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MEDSEG_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "medseg_gui.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120)
-
-
-def assert_one_error(run: subprocess.CompletedProcess[str], names: Path, *words: str) -> str:
-    """Exit 2, one stderr line naming ``names``, no traceback; returns the line."""
-    assert "Traceback" not in run.stderr + run.stdout, run.stderr
-    lines = run.stderr.strip().splitlines()
-    assert run.returncode == 2, run.stderr
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith(f"medseg: error: {names}"), lines[0]
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
+from tests.bad_input_corpus import (
+    MASK_AS_STUDY,
+    MASK_CASES,
+    MASK_KIND,
+    ROOT,
+    STS,
+    STS_DICOM,
+    STUDY_CASES,
+    assert_one_error,
+    image_2d,
+    medseg,
+    nan_mask,
+    series_with_moved_slice,
+    study_for_mask,
+    symlink_loop,
+)
 
 
-# --- the corpus: each maker writes one damaged file from real data into a folder -------------
+def _queued() -> list[int]:
+    from medseg_gui.training.queue import TrainingQueue
 
-def truncated_mask(data: Path, tmp: Path) -> Path:
-    raw = data.joinpath(*STS, "CT_mask.nii.gz").read_bytes()
-    out = tmp / "mask_truncated.nii.gz"
-    out.write_bytes(raw[: len(raw) * 3 // 4])
-    return out
+    with TrainingQueue() as q:  # MEDSEG_HOME is the test's own, for the commands too
+        return [item.id for item in q.items()]
 
 
-def truncated_rtstruct(data: Path, tmp: Path) -> Path:
-    raw = data.joinpath(*STS_DICOM, "mask", "RS.dcm").read_bytes()
-    out = tmp / "RS_truncated.dcm"
-    out.write_bytes(raw[: len(raw) // 2])
-    return out
+def study_command(command: str, bad: Path, out: Path, data: Path) -> tuple[str | Path, ...]:
+    """The arguments of each command that reads a study, with ``bad`` as the study."""
+    return {"info": ("info", bad), "convert": ("convert", bad, out),
+            "segment": ("segment", bad, "-o", out),
+            "queue add": ("queue", "add", bad, "--mask", data.joinpath(*STS, "CT_mask.nii.gz")),
+            }[command]
 
 
-def _rewrite_nifti(data: Path, tmp: Path, name: str, edit: Callable[[bytearray], None]) -> Path:
-    raw = bytearray(gzip.decompress(data.joinpath(*STS, "CT_image.nii.gz").read_bytes()))
-    edit(raw)
-    out = tmp / name
-    out.write_bytes(gzip.compress(bytes(raw), compresslevel=1))
-    return out
+STUDY_COMMANDS = ("info", "convert", "segment", "queue add")
 
 
-def zero_spacing(data: Path, tmp: Path) -> Path:
-    return _rewrite_nifti(data, tmp, "zero_spacing.nii.gz",
-                          lambda h: struct.pack_into("<f", h, 88, 0.0))  # pixdim[3]
-
-
-def nan_spacing(data: Path, tmp: Path) -> Path:
-    return _rewrite_nifti(data, tmp, "nan_spacing.nii.gz",
-                          lambda h: struct.pack_into("<f", h, 84, float("nan")))  # pixdim[2]
-
-
-def huge_nifti(data: Path, tmp: Path) -> Path:
-    # dim[1..3] = 30000 x 30000 x 1: 1.8 GB of int16 claimed by a 3 MB file.
-    return _rewrite_nifti(data, tmp, "huge.nii.gz",
-                          lambda h: struct.pack_into("<4h", h, 40, 3, 30000, 30000, 1))
-
-
-def _itk_copy(data: Path, tmp: Path, name: str, compress: bool) -> Path:
-    out = tmp / name
-    sitk.WriteImage(sitk.ReadImage(str(data.joinpath(*STS, "CT_image.nii.gz"))), str(out),
-                    useCompression=compress)
-    return out
-
-
-def _truncated_copy(data: Path, tmp: Path, suffix: str, compress: bool) -> Path:
-    """The sarcoma CT written by ITK, cut to three quarters of its bytes."""
-    full = _itk_copy(data, tmp, f"full{suffix}", compress=compress)
-    out = tmp / f"truncated{suffix}"
-    out.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])
-    full.unlink()
-    return out
-
-
-def truncated_nrrd(data: Path, tmp: Path) -> Path:
-    return _truncated_copy(data, tmp, ".nrrd", compress=True)
-
-
-def truncated_mha(data: Path, tmp: Path) -> Path:
-    return _truncated_copy(data, tmp, ".mha", compress=False)
-
-
-def huge_mha(data: Path, tmp: Path) -> Path:
-    full = _itk_copy(data, tmp, "full.mha", compress=True)
-    raw = full.read_bytes()
-    full.unlink()
-    start = raw.index(b"DimSize = ")
-    end = raw.index(b"\n", start)
-    out = tmp / "huge.mha"
-    out.write_bytes(raw[:start] + b"DimSize = 40000 40000 2" + raw[end:])
-    return out
-
-
-def empty_folder(data: Path, tmp: Path) -> Path:
-    out = tmp / "empty"
-    out.mkdir()
-    (out / "notes.txt").write_text("not DICOM")
-    return out
-
-
-STUDY_CASES = {
-    "truncated NRRD": (truncated_nrrd, "truncated"),
-    "truncated MHA": (truncated_mha, "truncated"),
-    "zero spacing": (zero_spacing, "voxel size"),
-    "NaN spacing": (nan_spacing, "voxel size"),
-    # Streamed to its end in bounded memory: the 3 MB of data cannot fill 1.8 GB.
-    "huge NIfTI header": (huge_nifti, "truncated"),
-    # 12.8 GB claimed from 3.6 MB: refused before reading, past deflate's 1032:1.
-    "huge MHA header": (huge_mha, "cannot expand"),
-    "non-DICOM folder": (empty_folder, "no DICOM image series"),
-}
-
-
-# Both commands read through load_volume: convert is run on the cases it could write from.
-@pytest.mark.parametrize(("case", "command"), [
-    *((case, "info") for case in sorted(STUDY_CASES)),
-    *((case, "convert") for case in ("truncated NRRD", "zero spacing", "non-DICOM folder")),
-])
-def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", STUDY_COMMANDS)
+@pytest.mark.parametrize("case", sorted(STUDY_CASES))
+def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path,
+                   medseg_home: Path) -> None:
     make, word = STUDY_CASES[case]
     bad = make(shared_data, tmp_path)
-    out = tmp_path / "out" / "converted.nii.gz"
-    run = medseg("info", bad) if command == "info" else medseg("convert", bad, out)
+    out = tmp_path / "out" / "result.nii.gz"
+    run = medseg(*study_command(command, bad, out, shared_data))
     assert_one_error(run, bad, word)
     assert run.stdout == ""
-    assert not out.parent.exists()
+    assert not out.parent.exists() and _queued() == []
+    # The user reads one line; the log keeps the details for whoever supports them.
+    log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log and str(bad) in log
 
 
-MASK_CASES = {
-    "truncated mask": (truncated_mask, "truncated"),
-    "truncated RTSTRUCT": (truncated_rtstruct, "unreadable DICOM"),
-}
+@pytest.mark.parametrize("case", sorted(STUDY_CASES))
+def test_bad_study_opened_in_the_gui_says_one_line(case: str, shared_data: Path,
+                                                   tmp_path: Path) -> None:
+    """What the GUI's open path shows (MainWindow's loader is load_volume, off the GUI thread;
+    its message box prints ``str(error)``): the same one line as the CLI."""
+    make, word = STUDY_CASES[case]
+    bad = make(shared_data, tmp_path)
+    with pytest.raises(LoadError) as caught:
+        load_volume(bad)
+    line = str(caught.value)
+    assert line.startswith(f"{bad}: ") and word in line and "\n" not in line
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, "queue add"])
+@pytest.mark.parametrize("case", sorted(MASK_CASES))
+def test_bad_mask_is_refused_by_every_export_and_the_queue(case: str, fmt: str,
+                                                           shared_data: Path,
+                                                           tmp_path: Path) -> None:
+    make, word = MASK_CASES[case]
+    bad = make(shared_data, tmp_path)
+    study = study_for_mask(shared_data, case)
+    out = tmp_path / "out" / "exported"
+    run = (medseg("queue", "add", study, "--mask", bad) if fmt == "queue add" else
+           medseg("export", study, "--mask", bad, "--format", fmt, "-o", out))
+    assert_one_error(run, bad, word)
+    assert not out.parent.exists() and _queued() == []
 
 
 @pytest.mark.parametrize("case", sorted(MASK_CASES))
-def test_bad_mask_is_refused_by_export_and_the_gui(case: str, shared_data: Path,
-                                                   tmp_path: Path) -> None:
+def test_bad_mask_is_refused_by_the_gui(case: str, shared_data: Path, tmp_path: Path) -> None:
+    """The GUI's --labels and Open labels call load_mask on the loaded study."""
     make, word = MASK_CASES[case]
     bad = make(shared_data, tmp_path)
-    study = (shared_data.joinpath(*STS, "CT_image.nii.gz") if case == "truncated mask"
-             else shared_data.joinpath(*STS_DICOM, "image"))
-    out = tmp_path / "out.nii.gz"
-    assert_one_error(medseg("export", study, "--mask", bad, "--format", "nifti", "-o", out),
-                     bad, word)
-    assert list(tmp_path.glob("out*")) == []
-    # The GUI's --labels and Open labels call load_mask on the loaded study.
-    with pytest.raises(LoadError, match=word):
-        load_mask(bad, read_image(shared_data.joinpath(*STS, "CT_image.nii.gz"))
-                  if case == "truncated mask" else _dicom_study(shared_data))
-
-
-def _dicom_study(shared_data: Path) -> Volume:
-    return load_volume(shared_data.joinpath(*STS_DICOM, "image"))
+    with pytest.raises(LoadError, match=word) as caught:
+        load_mask(bad, load_volume(study_for_mask(shared_data, case)))
+    assert str(caught.value).startswith(f"{bad}: ")
 
 
 @pytest.mark.parametrize("command", ["convert", "export", "segment"])
@@ -205,24 +133,37 @@ def test_output_under_a_file(command: str, shared_data: Path, tmp_path: Path) ->
     assert blocker.read_text() == "a file where a folder should be"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root may write in any folder, so there is no refusal to test")
-def test_output_in_a_read_only_folder(shared_data: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "locked"
+@contextmanager
+def read_only_folder(folder: Path) -> Iterator[Path]:
+    """A folder this process may not write in. Root may write in any folder by its mode bits,
+    so for root the folder is made immutable (``chattr +i``: root gets EPERM), as a read-only
+    share would refuse it; skipped where the file system has no such flag (tmpfs)."""
     folder.mkdir(mode=0o500)
-    out = folder / "ct.nii.gz"
-    run = medseg("convert", shared_data.joinpath(*STS, "CT_image.nii.gz"), out)
-    assert_one_error(run, out, "no permission")
-    assert list(folder.iterdir()) == []
+    if os.geteuid() != 0:
+        yield folder
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip(f"root, and chattr +i does not work on {folder}'s file system")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permissions as on POSIX")
+def test_output_in_a_read_only_folder(shared_data: Path, tmp_path: Path) -> None:
+    study = shared_data.joinpath(*STS, "CT_image.nii.gz")
+    with read_only_folder(tmp_path / "locked") as folder:
+        for args in (("convert", study, folder / "ct.nii.gz"),
+                     ("export", study, "--mask", shared_data.joinpath(*STS, "CT_mask.nii.gz"),
+                      "--format", "seg-nrrd", "-o", folder / "mask.seg.nrrd"),
+                     ("segment", study, "-o", folder / "ai.nii.gz")):
+            assert_one_error(medseg(*args), args[-1], "no permission")
+        assert list(folder.iterdir()) == []
 
 
 def test_symlink_loop_in_a_dicom_folder(shared_data: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "series"
-    folder.mkdir()
-    for src in sorted(shared_data.joinpath(*STS_DICOM, "image").glob("*.dcm"))[:3]:
-        (folder / src.name).write_bytes(src.read_bytes())
-    (folder / "a").symlink_to("b")
-    (folder / "b").symlink_to("a")
+    folder = symlink_loop(shared_data, tmp_path)
     # One file of the folder: its series is gathered from the files beside it.
     run = medseg("info", sorted(folder.glob("*.dcm"))[0])
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
@@ -247,31 +188,19 @@ def test_closed_pipe_ends_quietly(shared_data: Path) -> None:
 
 
 def test_nan_voxels_warn_with_their_count(shared_data: Path, tmp_path: Path) -> None:
-    image = sitk.ReadImage(str(shared_data.joinpath(*STS, "CT_image.nii.gz")), sitk.sitkFloat32)
-    array = sitk.GetArrayFromImage(image).copy()
-    array[0, :10, :10] = np.nan
-    array[1, 0, 0] = np.inf
-    bad = sitk.GetImageFromArray(array)
-    bad.CopyInformation(image)
-    path = tmp_path / "nan.nii.gz"
-    sitk.WriteImage(bad, str(path))
+    path = nan_mask(shared_data, tmp_path)  # 101 NaN / infinite voxels in a float image
+    array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
     volume = read_image(path)
     assert volume.warnings == ("101 voxel(s) are NaN or infinite (not a number); they are shown "
-                               "as the lowest value, -1000",)
+                               "as the lowest value, 0",)
     low = float(np.nanmin(array[np.isfinite(array)]))
     assert np.all(volume.array[0, :10, :10] == low) and volume.array[1, 0, 0] == low
     np.testing.assert_array_equal(volume.array[2:], array[2:])
-    # A label map with NaN is refused: there is no safe label to put there.
-    assert_one_error(medseg("export", shared_data.joinpath(*STS, "CT_image.nii.gz"), "--mask",
-                            path, "--format", "nifti", "-o", tmp_path / "m.nii.gz"),
-                     path, "101 NaN")
 
 
 def test_2d_image_loads_with_a_warning(shared_data: Path, tmp_path: Path) -> None:
+    volume = read_image(image_2d(shared_data, tmp_path))
     image = sitk.ReadImage(str(shared_data.joinpath(*STS, "CT_image.nii.gz")))
-    path = tmp_path / "slice.nii.gz"
-    sitk.WriteImage(image[:, :, 5], str(path))
-    volume = read_image(path)
     assert volume.geometry.shape == (1, *image.GetSize()[1::-1])
     assert any("slice thickness is unknown" in w for w in volume.warnings)
 
@@ -312,24 +241,6 @@ def test_model_weights_follow_the_umask_too(tmp_path: Path) -> None:
 
 
 # --- a mask given where the study belongs ---------------------------------------------------
-
-def _copied(data: Path, tmp: Path, *parts: str) -> Path:
-    out = tmp / "masks" / parts[-1]
-    out.parent.mkdir()
-    out.write_bytes(data.joinpath(*parts).read_bytes())
-    return out
-
-
-MASK_AS_STUDY = {
-    "dcmqi SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations", "liver.dcm"),
-    "highdicom SEG": lambda d, t: _copied(d, t, "highdicom_seg", "seg_image_ct_binary.dcm"),
-    "RTSTRUCT": lambda d, t: _copied(d, t, *STS_DICOM, "mask", "RS.dcm"),
-    "folder of a SEG": lambda d, t: _copied(d, t, "dcmqi_seg", "segmentations",
-                                            "liver.dcm").parent,
-}
-MASK_KIND = {"dcmqi SEG": "a DICOM SEG (segmentation)", "RTSTRUCT": "a DICOM RTSTRUCT (contours)",
-             "highdicom SEG": "a DICOM SEG (segmentation)"}
-
 
 @pytest.mark.parametrize(("case", "command"), [
     ("dcmqi SEG", "info"), ("dcmqi SEG", "convert"), ("dcmqi SEG", "segment"),
@@ -374,35 +285,36 @@ def test_an_empty_mask_exports_no_surface(fmt: str, shared_data: Path, tmp_path:
     assert not out.exists() and run.stdout == ""
 
 
-# --- damaged slice positions -------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["stl", "obj"])
+def test_an_empty_segment_beside_a_full_one_is_left_out_and_said(fmt: str, shared_data: Path,
+                                                                 tmp_path: Path) -> None:
+    from medseg_gui.core.segmentation import Segment, Segmentation
+    from medseg_gui.io.masks import save_mask
+    from medseg_gui.io.surfaces import read_stl
 
-def _series_with_moved_slice(data: Path, tmp: Path, n: int, shift_mm: float | None) -> Path:
-    """The real STS_001 CT series with slice ``n`` (by position) moved: by ``shift_mm`` along
-    z, or (``None``) to 0.002 mm from slice ``n - 1``. Returns the moved file."""
-    import pydicom
-
-    folder = tmp / "series"
-    folder.mkdir()
-    for src in data.joinpath(*STS_DICOM, "image").glob("*.dcm"):
-        (folder / src.name).write_bytes(src.read_bytes())
-    files = sorted(folder.glob("*.dcm"),
-                   key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True)
-                                       .ImagePositionPatient[2]))
-    victim = pydicom.dcmread(files[n])
-    z = float(victim.ImagePositionPatient[2])
-    if shift_mm is None:
-        below = float(pydicom.dcmread(files[n - 1]).ImagePositionPatient[2])
-        z = below + 0.002 * np.sign(z - below)
+    study = shared_data.joinpath(*STS, "CT_image.nii.gz")
+    tumour = read_image(shared_data.joinpath(*STS, "CT_mask.nii.gz"))
+    mask = save_mask(Segmentation((tumour.array > 0).astype(np.uint8), tumour.geometry,
+                                  [Segment(1, "Tumour"), Segment(2, "Oedema")]),
+                     tmp_path / "two.seg.nrrd")
+    out = tmp_path / ("surfaces" if fmt == "stl" else "both.obj")
+    run = medseg("export", study, "--mask", mask, "--format", fmt, "-o", out)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip() == ("warning: segment 2 (Oedema) is empty: no surface written "
+                                  "for it")
+    if fmt == "stl":
+        assert sorted(p.name for p in out.iterdir()) == ["1_Tumour.stl"]
+        assert len(read_stl(out / "1_Tumour.stl")[0]) > 1000
     else:
-        z += shift_mm
-    victim.ImagePositionPatient[2] = z
-    victim.save_as(files[n])
-    return files[n]
+        objects = [line for line in out.read_text().splitlines() if line.startswith("o ")]
+        assert objects == ["o Tumour"]
 
+
+# --- damaged slice positions -------------------------------------------------------------------
 
 def test_two_slices_at_one_position_are_refused_naming_the_file(shared_data: Path,
                                                                 tmp_path: Path) -> None:
-    moved = _series_with_moved_slice(shared_data, tmp_path, 20, None)
+    moved = series_with_moved_slice(shared_data, tmp_path, 20, None)
     for args in (("info", moved.parent), ("convert", moved.parent, tmp_path / "o" / "ct.nii")):
         line = assert_one_error(medseg(*args), moved, "0.002 mm from", "at one position")
         assert "mm spacing" in line
@@ -411,7 +323,7 @@ def test_two_slices_at_one_position_are_refused_naming_the_file(shared_data: Pat
 
 def test_a_slice_displaced_by_25_m_is_dropped_with_a_warning(shared_data: Path,
                                                              tmp_path: Path) -> None:
-    moved = _series_with_moved_slice(shared_data, tmp_path, 20, 25000.0)
+    moved = series_with_moved_slice(shared_data, tmp_path, 20, 25000.0)
     full = load_volume(shared_data.joinpath(*STS_DICOM, "image"))
     out = tmp_path / "ct.nii.gz"
     run = medseg("convert", moved.parent, out)

@@ -66,6 +66,6 @@ def test_queue_add_rejects_mask_of_another_grid(shared_data: Path, tmp_path: Pat
     study = shared_data / "ibsi_sts" / "dicom" / "STS_008" / "CT" / "image"
     other = Volume(np.zeros((5, 6, 7), np.uint8), Geometry((5, 6, 7), (1.0, 1.0, 1.0)))
     write_image(other, tmp_path / "small.nii.gz")
-    with pytest.raises(LoadError, match="not on the study's voxel grid"):
+    with pytest.raises(LoadError, match="is not the study's grid"):
         _cli(["queue", "add", str(study), "--mask", str(tmp_path / "small.nii.gz")])
     assert _cli(["queue", "list", "--json"]) == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,13 @@ FORMATS = ("nifti", "seg-nrrd", "dicom-seg", "rtstruct", "stl", "obj", "report",
 
 def export(volume: Volume, seg: Segmentation, fmt: str, out: str | Path, *,
            overwrite: bool = False, correction: dict[str, Any] | None = None,
-           seg_path: str | Path | None = None) -> list[Path]:
+           seg_path: str | Path | None = None,
+           warn: Callable[[str], None] | None = None) -> list[Path]:
     """Write ``seg`` (on ``volume``'s grid) in format ``fmt``; returns the files written.
 
     ``sr`` references the DICOM SEG ``seg_path`` when given, else writes one beside ``out``.
+    ``warn`` hears what was written differently from what was asked (an empty segment left
+    out of a surface export).
     """
     if fmt == "nifti":
         from medseg_gui.io.label_nifti import sidecar_path, write_label_nifti
@@ -41,7 +46,7 @@ def export(volume: Volume, seg: Segmentation, fmt: str, out: str | Path, *,
         from medseg_gui.io.surfaces import export_surfaces
 
         kind = "obj" if fmt == "obj" or str(out).lower().endswith(".obj") else "stl"
-        return export_surfaces(seg, out, kind, overwrite=overwrite)
+        return export_surfaces(seg, out, kind, overwrite=overwrite, warn=warn)
     if fmt == "report":
         from medseg_gui.io.report import build_report, write_report
 
@@ -68,7 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     volume = load_volume(args.study, series_uid=args.series)
     seg = load_mask(args.mask, volume)
     written = export(volume, seg, args.format, args.output, overwrite=args.force,
-                     correction=correction, seg_path=args.seg)
+                     correction=correction, seg_path=args.seg,
+                     warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     for path in written:
         print(f"wrote {path}")
     return 0

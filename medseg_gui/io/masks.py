@@ -48,7 +48,7 @@ def save_mask(seg: Segmentation, path: str | Path) -> Path:
 
 
 def load_mask(path: str | Path, volume: Volume) -> Segmentation:
-    """Open a mask (label NIfTI, .seg.nrrd/.nrrd, DICOM SEG or RTSTRUCT) on ``volume``'s grid.
+    """Open a mask (label NIfTI/MHA, .seg.nrrd/.nrrd, DICOM SEG or RTSTRUCT) on ``volume``'s grid.
 
     The mask must already be on that grid (to ``GRID_TOL_MM``, the float32 precision of NIfTI
     headers): nothing is resampled, cropped or shifted.
@@ -62,7 +62,7 @@ def load_mask(path: str | Path, volume: Volume) -> Segmentation:
     if not p.is_file():
         raise LoadError(p, "no such mask file")
     name = p.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
+    if name.endswith((".nii", ".nii.gz", ".mha", ".mhd")):
         from medseg_gui.io.label_nifti import read_label_nifti
 
         layers = [read_label_nifti(p)]
@@ -83,7 +83,8 @@ def load_mask(path: str | Path, volume: Volume) -> Segmentation:
 
             layers = read_dicom_seg(p, volume.geometry)
     else:
-        raise LoadError(p, "unknown mask format: use .nii.gz, .seg.nrrd, DICOM SEG or RTSTRUCT")
+        raise LoadError(p, "unknown mask format: use .nii.gz, .seg.nrrd, .mha, DICOM SEG or "
+                        "RTSTRUCT")
     if len(layers) > 1:
         raise LoadError(p, f"segments overlap ({len(layers)} layers); one label map cannot hold "
                         "them: export each layer separately")

@@ -9,8 +9,9 @@ say LPS). Triangles are wound counter-clockwise seen from outside (positive sign
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from skimage.measure import marching_cubes
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.output import atomic_output
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,18 +111,21 @@ def _safe(name: str) -> str:
 
 
 def export_surfaces(seg: Segmentation, out: str | Path, fmt: str = "stl", *,
-                    labels: Sequence[int] | None = None, overwrite: bool = False) -> list[Path]:
+                    labels: Sequence[int] | None = None, overwrite: bool = False,
+                    warn: Callable[[str], None] | None = None) -> list[Path]:
     """Write the surfaces of ``labels`` (all segments by default).
 
     ``fmt="stl"``: ``out`` is a folder and gets ``<label>_<name>.stl`` per segment.
     ``fmt="obj"``: ``out`` is one ``.obj`` file holding every segment as an object.
+    An empty segment gets no file (or object) and ``warn`` is told so, once per segment: an
+    STL of no triangles opens as nothing in other software, with nothing to say why.
 
     Raises
     ------
     LoadError
         Unknown format or label, a target exists without ``overwrite``, or every chosen
-        segment is empty: a run that writes no surface (or an STL of no triangles) must not
-        look like a success to the user or to a script that goes on to print it.
+        segment is empty: a run that writes no surface must not look like a success to the
+        user or to a script that goes on to print it.
     """
     chosen = [s.label for s in seg.segments] if labels is None else list(labels)
     known = {s.label for s in seg.segments}
@@ -129,6 +135,13 @@ def export_surfaces(seg: Segmentation, out: str | Path, fmt: str = "stl", *,
     if not any(len(m.faces) for m in meshes):
         why = f"segment(s) {', '.join(map(str, chosen))} empty" if chosen else "no segment"
         raise LoadError(out, f"no surface to write: the mask is empty ({why})")
+    for v, m in zip(chosen, meshes, strict=True):
+        if not len(m.faces):
+            log.warning("%s: segment %d (%s) is empty, no surface written", out, v, m.name)
+            if warn is not None:
+                warn(f"segment {v} ({m.name}) is empty: no surface written for it")
+    kept = [(v, m) for v, m in zip(chosen, meshes, strict=True) if len(m.faces)]
+    chosen, meshes = [v for v, _ in kept], [m for _, m in kept]
     if fmt == "obj":
         return [write_obj(meshes, out, overwrite=overwrite)]
     if fmt != "stl":

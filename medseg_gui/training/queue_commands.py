@@ -18,7 +18,6 @@ import numpy.typing as npt
 from medseg_gui.core.progress import Progress, no_progress
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
-from medseg_gui.io.imagefile import read_image
 from medseg_gui.training.queue import CorrectionEffort, QueueItem, QueueStatus, TrainingQueue
 
 
@@ -38,15 +37,15 @@ def correction_effort(draft: npt.NDArray[Any] | None, corrected: npt.NDArray[Any
 
 
 def _mask_on(volume: Volume, path: str | Path, what: str) -> npt.NDArray[np.uint8]:
-    mask = read_image(path)
-    if not mask.geometry.same_grid(volume.geometry, tol=1e-3):
-        raise LoadError(path, f"{what} is not on the study's voxel grid "
-                        f"({mask.geometry.shape} vs {volume.geometry.shape} voxels or a "
-                        "different position); export it from the same series")
-    a = mask.array
-    if a.min() < 0 or a.max() > 255 or not np.array_equal(a, np.round(a)):
-        raise LoadError(path, f"{what} must hold integer labels 0..255")
-    return a.astype(np.uint8)
+    """The label map of ``path`` on ``volume``'s grid, read as every other command reads masks
+    (:func:`~medseg_gui.io.masks.load_mask`: label images, .seg.nrrd, DICOM SEG, RTSTRUCT)."""
+    from medseg_gui.io.masks import load_mask
+
+    labelmap = load_mask(path, volume).labelmap
+    if labelmap.size and int(labelmap.max()) > 255:
+        raise LoadError(path, f"{what} holds label {int(labelmap.max())}; the queue keeps "
+                        "labels 0..255")
+    return labelmap.astype(np.uint8)
 
 
 def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None = None,
@@ -61,7 +60,8 @@ def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None
     study
         DICOM folder or file, or a NIfTI/NRRD/MHA image.
     mask, draft
-        Label images (NIfTI/NRRD/MHA) on the study's grid.
+        Masks on the study's grid: label images (NIfTI/NRRD/MHA), .seg.nrrd, DICOM SEG or
+        RTSTRUCT.
     model_ref, annotator, editing_seconds
         The model that drew the draft, who corrected it and for how long.
     series_uid, secret, queue, progress

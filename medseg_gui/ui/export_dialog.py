@@ -9,6 +9,7 @@ instead of ``exec()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,7 @@ class ExportDialog(QDialog):
         self.window_ = window
         self.task: Task | None = None
         self.written: list[Path] = []
+        self.notes: list[str] = []  # what the last export wrote differently from what was asked
         self.error = ""
         form = QFormLayout()
         self.format = QComboBox()
@@ -183,8 +185,10 @@ class ExportDialog(QDialog):
             if not overwrite:
                 return self._failed_now(f"{existing[0]} exists; not overwritten")
         correction = self._correction()
+        notes: list[str] = []  # appended by the worker, read once it has finished
+        self.notes = notes
         task = Task(lambda progress: _work(volume, seg, labels, fmt, out, bool(overwrite),
-                                           correction, progress))
+                                           correction, notes.append, progress))
         task.signals.progress.connect(self._on_progress)
         task.signals.finished.connect(self._on_finished)
         task.signals.failed.connect(self._on_failed)
@@ -213,7 +217,9 @@ class ExportDialog(QDialog):
         if task is not self.task:
             return
         self.task, self.written = None, list(paths)
-        self.window_.statusBar().showMessage(f"Exported {', '.join(map(str, paths))}", 15000)
+        said = "".join(f"; {note}" for note in self.notes)
+        self.window_.statusBar().showMessage(f"Exported {', '.join(map(str, paths))}{said}",
+                                             15000)
         self.exported.emit(self.written)
         self.accept()
 
@@ -235,11 +241,13 @@ class ExportDialog(QDialog):
 
 
 def _work(volume: Volume, seg: Segmentation, labels: list[int], fmt: str, out: Path,
-          overwrite: bool, correction: dict[str, Any] | None, progress: Progress) -> list[Path]:
+          overwrite: bool, correction: dict[str, Any] | None, warn: Callable[[str], None],
+          progress: Progress) -> list[Path]:
     check(progress, 0.05, "preparing the segments")
     chosen = subset(seg, labels)
     check(progress, 0.2, f"writing {fmt}")
-    paths = export(volume, chosen, fmt, out, overwrite=overwrite, correction=correction)
+    paths = export(volume, chosen, fmt, out, overwrite=overwrite, correction=correction,
+                   warn=warn)
     check(progress, 1.0, "done")
     return paths
 
