@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
+from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.editing.base import Change, Region, region_union, spacing_kji
 from medseg_gui.editing.brush import BrushSettings, BrushStroke
 from medseg_gui.editing.effort import Effort, correction_effort
 from medseg_gui.editing.history import Edit, History
 from medseg_gui.editing.journal import Journal
+from medseg_gui.editing.review import after_voxel_edit, may_follow_edits
 from medseg_gui.editing.segments import add_segment, delete_segment
 
 Listener = Callable[[Region | None], None]
@@ -161,16 +162,14 @@ class SegmentEditor:
         return edit
 
     def _mark_corrected(self, edit: Edit) -> Edit:
-        """An AI segment whose voxels change becomes SEMIAUTOMATIC, in the same undo step."""
+        """The rows of the segments an edit touched follow it, in the same undo step: an AI
+        segment becomes SEMIAUTOMATIC, a draft in progress (:mod:`.review`)."""
         seg = self.segmentation
-        if edit.region is None or not any(s.source is SegmentSource.AUTOMATIC
-                                          for s in seg.segments):
+        if edit.region is None or not may_follow_edits(seg.segments):
             return edit
         touched = set(np.unique(edit.values("old")).tolist())
         touched |= set(np.unique(edit.values("new")).tolist())
-        table = [dataclasses.replace(s, source=SegmentSource.SEMIAUTOMATIC)
-                 if s.source is SegmentSource.AUTOMATIC and s.label in touched else s
-                 for s in seg.segments]
+        table = after_voxel_edit(seg.segments, touched)
         if table == seg.segments:
             return edit
         before = edit.table_before if edit.table_before is not None else tuple(seg.segments)

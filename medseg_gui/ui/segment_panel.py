@@ -1,6 +1,8 @@
-"""The segment list (a dock): colour, name, volume in mL, visibility, lock, the active segment.
+"""The segment list (a dock): colour, name, volume in mL, visibility, lock, review status, and
+the active segment.
 
-Add, rename, delete and recolour go through the :class:`SegmentEditor` (one undo step each).
+Add, rename, delete, recolour and the review status (the "Status" box under the list, for the
+active segment) go through the :class:`SegmentEditor` (one undo step each).
 Volumes are voxel counts kept up to date from each committed edit's changed voxels (old and
 new values), so an edit costs a count of its own voxels, never a pass over the label map;
 the full count runs once per session, on the thread pool. Visibility and the lock (no tool may
@@ -17,9 +19,11 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
+    QComboBox,
     QDockWidget,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -27,7 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medseg_gui.core.review import ReviewStatus, status_text
 from medseg_gui.editing import Edit
+from medseg_gui.editing.review import set_status
 from medseg_gui.editing.segments import recolor_segment, rename_segment
 from medseg_gui.ui.editing_tools import DEBOUNCE_MS, EditingController
 from medseg_gui.ui.workers import Task
@@ -35,8 +41,11 @@ from medseg_gui.ui.workers import Task
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
 
-# The lock is last so that the columns before it keep their places.
-VISIBLE, COLOR, NAME, VOLUME, LOCKED = range(5)
+# The lock and the status come last so that the columns before them keep their places.
+VISIBLE, COLOR, NAME, VOLUME, LOCKED, STATUS = range(6)
+STATUS_COLORS = {None: "#909090", ReviewStatus.DRAFT: "#b0b0b0",
+                 ReviewStatus.IN_PROGRESS: "#e0b040", ReviewStatus.COMPLETED: "#50c060",
+                 ReviewStatus.FLAGGED: "#e05050"}
 
 
 def _check_item(checked: bool, tip: str) -> QTableWidgetItem:
@@ -61,8 +70,8 @@ class SegmentPanel(QDockWidget):
         self._edits_since_count = 0
         body = QWidget()
         column = QVBoxLayout(body)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL", "Lock"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL", "Lock", "Status"])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -75,7 +84,8 @@ class SegmentPanel(QDockWidget):
                           (COLOR, QHeaderView.ResizeMode.ResizeToContents),
                           (NAME, QHeaderView.ResizeMode.Stretch),
                           (VOLUME, QHeaderView.ResizeMode.ResizeToContents),
-                          (LOCKED, QHeaderView.ResizeMode.ResizeToContents)):
+                          (LOCKED, QHeaderView.ResizeMode.ResizeToContents),
+                          (STATUS, QHeaderView.ResizeMode.ResizeToContents)):
             header.setSectionResizeMode(col, mode)
         column.addWidget(self.table)
         row = QHBoxLayout()
@@ -85,10 +95,20 @@ class SegmentPanel(QDockWidget):
         for b in (self.add_button, self.delete_button, self.color_button):
             row.addWidget(b)
         column.addLayout(row)
+        status_row = QHBoxLayout()
+        self.status = QComboBox()
+        for status in ReviewStatus:
+            self.status.addItem(status.text, status)
+        self.status.setToolTip("Review status of the active segment: only completed segments "
+                               "are sent to training by default")
+        status_row.addWidget(QLabel("Status"))
+        status_row.addWidget(self.status, 1)
+        column.addLayout(status_row)
         self.setWidget(body)
         self.add_button.clicked.connect(lambda: self.add_segment())
         self.delete_button.clicked.connect(self._delete_selected)
         self.color_button.clicked.connect(self._ask_color)
+        self.status.activated.connect(lambda i: self._status_chosen(self.status.itemData(i)))
         self.table.itemChanged.connect(self._item_changed)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self._volumes_timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
@@ -120,6 +140,12 @@ class SegmentPanel(QDockWidget):
 
     def delete(self, label: int) -> None:
         self.controller.delete_segment(label)
+
+    def set_status(self, label: int, status: ReviewStatus | str) -> None:
+        """Set a segment's review status (now, by the current user): one undo step."""
+        seg = self.controller.segmentation
+        if seg is not None:
+            self.controller.apply(set_status(seg, label, status))
 
     def set_visible(self, label: int, visible: bool) -> None:
         self.controller.set_visible(label, visible)
@@ -160,8 +186,12 @@ class SegmentPanel(QDockWidget):
             volume = QTableWidgetItem("")
             volume.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            state = QTableWidgetItem(status_text(s.review))
+            state.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            state.setForeground(QColor(STATUS_COLORS[s.review.status if s.review else None]))
+            state.setToolTip(s.review.describe() if s.review else "No review status recorded")
             for col, item in ((VISIBLE, vis), (COLOR, color), (NAME, name), (VOLUME, volume),
-                              (LOCKED, lock)):
+                              (LOCKED, lock), (STATUS, state)):
                 item.setData(Qt.ItemDataRole.UserRole, s.label)
                 self.table.setItem(r, col, item)
             if s.label == active:
@@ -173,7 +203,24 @@ class SegmentPanel(QDockWidget):
         del blocker
         self.delete_button.setEnabled(active is not None)
         self.color_button.setEnabled(active is not None)
+        self._show_active_status()
         self.show_volumes()
+
+    def _show_active_status(self) -> None:
+        """The Status box shows (and sets) the active segment's status."""
+        editor = self.controller.editor
+        row = None
+        if editor is not None and editor.active_label is not None:
+            row = editor.segmentation.segment(editor.active_label)
+        with QSignalBlocker(self.status):
+            index = self.status.findData(row.review.status) if row and row.review else -1
+            self.status.setCurrentIndex(index)
+        self.status.setEnabled(row is not None)
+
+    def _status_chosen(self, status: ReviewStatus) -> None:
+        editor = self.controller.editor
+        if editor is not None and editor.active_label is not None:
+            self.set_status(editor.active_label, status)
 
     def show_volumes(self) -> None:
         for r in range(self.table.rowCount()):
