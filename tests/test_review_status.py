@@ -20,6 +20,7 @@ from medseg_gui.core.volume import Volume
 from medseg_gui.editing.editor import SegmentEditor
 from medseg_gui.editing.journal import Journal, recover
 from medseg_gui.editing.review import set_status
+from medseg_gui.inference.models import resolve_model
 from medseg_gui.io.dicom_seg import read_dicom_seg, source_files, write_dicom_seg
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.label_nifti import read_label_nifti, write_label_nifti
@@ -27,7 +28,7 @@ from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
 from medseg_gui.io.review_status import review_from_tags, seg_description
 from medseg_gui.io.seg_nrrd import read_seg_nrrd, write_seg_nrrd
-from medseg_gui.training.finetune_data import select_queue
+from medseg_gui.training.finetune_data import prepare_queue, select_queue
 from medseg_gui.training.queue import TrainingQueue
 from medseg_gui.training.queue_commands import add_commands, queue_study
 
@@ -194,6 +195,19 @@ def test_queue_takes_completed_segments_and_says_what_it_skipped(
         assert len(skipped) == 1 and skipped[0].startswith("left out in queue case 2: segment 2")
         cases, skipped = select_queue(q, any_status=True)
         assert [c.labels for c in cases] == [(1,), (1, 2, 3, 4, 5)] and skipped == []
+        # Preparing the fine-tune: both cases learn the completed segment only, and say so.
+        told: list[str] = []
+        card = resolve_model()
+        prepared = prepare_queue(q, tmp_path / "prep", card,
+                                 lambda _f, m: told.append(m) or True)
+        assert any(m.startswith("left out in queue case 2: segment 2 'GTV part 2' (draft)")
+                   for m in told)
+        first, second = (prepared.load(c.case_id) for c in q.items())
+        assert np.array_equal(first.original_mask, (seg.labelmap == 1).astype(np.uint8))
+        assert np.array_equal(second.label, first.label)
+        everything = prepare_queue(q, tmp_path / "prep-all", card, any_status=True)
+        assert np.array_equal(everything.load(second.case_id).original_mask,
+                              (seg.labelmap > 0).astype(np.uint8))
     # Nothing completed: nothing queued, one clear error.
     none_done = Segmentation(seg.labelmap, seg.geometry,
                              [dataclasses.replace(s, review=STATUSES[1]) for s in seg.segments])

@@ -217,7 +217,7 @@ class SegmentPanel(QDockWidget):
             self.status.setCurrentIndex(index)
         self.status.setEnabled(row is not None)
 
-    def _status_chosen(self, status: ReviewStatus) -> None:
+    def _status_chosen(self, status: ReviewStatus | str) -> None:
         editor = self.controller.editor
         if editor is not None and editor.active_label is not None:
             self.set_status(editor.active_label, status)
