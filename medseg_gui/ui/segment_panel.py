@@ -1,8 +1,8 @@
 """The segment list (a dock): colour, name, volume in mL, visibility, lock, review status, and
 the active segment.
 
-Add, rename, delete, recolour and the review status (the "Status" box under the list, for the
-active segment) go through the :class:`SegmentEditor` (one undo step each).
+Add, rename, delete, recolour and the review status (a box in each row's Status cell) go
+through the :class:`SegmentEditor` (one undo step each).
 Volumes are voxel counts kept up to date from each committed edit's changed voxels (old and
 new values), so an edit costs a count of its own voxels, never a pass over the label map;
 the full count runs once per session, on the thread pool. Visibility and the lock (no tool may
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medseg_gui.core.review import ReviewStatus, status_text
+from medseg_gui.core.review import Review, ReviewStatus, status_text
 from medseg_gui.editing import Edit
 from medseg_gui.editing.review import set_status
 from medseg_gui.editing.segments import recolor_segment, rename_segment
@@ -95,20 +94,10 @@ class SegmentPanel(QDockWidget):
         for b in (self.add_button, self.delete_button, self.color_button):
             row.addWidget(b)
         column.addLayout(row)
-        status_row = QHBoxLayout()
-        self.status = QComboBox()
-        for status in ReviewStatus:
-            self.status.addItem(status.text, status)
-        self.status.setToolTip("Review status of the active segment: only completed segments "
-                               "are sent to training by default")
-        status_row.addWidget(QLabel("Status"))
-        status_row.addWidget(self.status, 1)
-        column.addLayout(status_row)
         self.setWidget(body)
         self.add_button.clicked.connect(lambda: self.add_segment())
         self.delete_button.clicked.connect(self._delete_selected)
         self.color_button.clicked.connect(self._ask_color)
-        self.status.activated.connect(lambda i: self._status_chosen(self.status.itemData(i)))
         self.table.itemChanged.connect(self._item_changed)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self._volumes_timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
@@ -186,14 +175,13 @@ class SegmentPanel(QDockWidget):
             volume = QTableWidgetItem("")
             volume.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            state = QTableWidgetItem(status_text(s.review))
+            state = QTableWidgetItem(status_text(s.review))  # under the box: for sorting
             state.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-            state.setForeground(QColor(STATUS_COLORS[s.review.status if s.review else None]))
-            state.setToolTip(s.review.describe() if s.review else "No review status recorded")
             for col, item in ((VISIBLE, vis), (COLOR, color), (NAME, name), (VOLUME, volume),
                               (LOCKED, lock), (STATUS, state)):
                 item.setData(Qt.ItemDataRole.UserRole, s.label)
                 self.table.setItem(r, col, item)
+            self.table.setCellWidget(r, STATUS, self._status_box(s.label, s.review))
             if s.label == active:
                 font = QFont(name.font())
                 font.setBold(True)
@@ -203,24 +191,38 @@ class SegmentPanel(QDockWidget):
         del blocker
         self.delete_button.setEnabled(active is not None)
         self.color_button.setEnabled(active is not None)
-        self._show_active_status()
         self.show_volumes()
 
-    def _show_active_status(self) -> None:
-        """The Status box shows (and sets) the active segment's status."""
-        editor = self.controller.editor
-        row = None
-        if editor is not None and editor.active_label is not None:
-            row = editor.segmentation.segment(editor.active_label)
-        with QSignalBlocker(self.status):
-            index = self.status.findData(row.review.status) if row and row.review else -1
-            self.status.setCurrentIndex(index)
-        self.status.setEnabled(row is not None)
+    def _status_box(self, label: int, review: Review | None) -> QComboBox:
+        """A row's status: shows it (coloured, who and when in the tooltip) and sets it."""
+        box = QComboBox()
+        for status in ReviewStatus:  # short words: the list is narrow (tooltips say more)
+            box.addItem(status.value, status.value)
+            box.setItemData(box.count() - 1, status.text, Qt.ItemDataRole.ToolTipRole)
+        box.setPlaceholderText(status_text(None))  # shown while no status is recorded
+        box.setCurrentIndex(box.findData(review.status.value) if review else -1)
+        color = STATUS_COLORS[review.status if review else None]
+        box.setStyleSheet(f"QComboBox {{ color: {color}; font-weight: bold; }}")
+        box.setToolTip((review.describe() if review else "No review status recorded")
+                       + "\nOnly completed segments are sent to training by default")
+        box.activated.connect(lambda i: self._status_chosen(label, box.itemData(i)))
+        return box
 
-    def _status_chosen(self, status: ReviewStatus | str) -> None:
-        editor = self.controller.editor
-        if editor is not None and editor.active_label is not None:
-            self.set_status(editor.active_label, status)
+    def status_box(self, label: int) -> QComboBox | None:
+        """The Status box of segment ``label``'s row."""
+        labels = self.labels()
+        if label not in labels:
+            return None
+        widget = self.table.cellWidget(labels.index(label), STATUS)
+        return widget if isinstance(widget, QComboBox) else None
+
+    def _status_chosen(self, label: int, status: str) -> None:
+        # Later, not inside the box's own signal: the new table rebuilds the rows, box included.
+        def apply() -> None:
+            self.set_status(label, status)
+            self.refresh()  # what it is now (unchanged while the AI runs)
+
+        QTimer.singleShot(0, apply)
 
     def show_volumes(self) -> None:
         for r in range(self.table.rowCount()):

@@ -110,7 +110,7 @@ class ToolPanel(QDockWidget):
             b.setDefaultAction(action)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             b.setMinimumWidth(80)
-            buttons.addWidget(b, n // 3, n % 3)
+            buttons.addWidget(b, n // 4, n % 4)
         column.addLayout(buttons)
         form = QFormLayout()
         self.diameter = QDoubleSpinBox(suffix=" mm", decimals=1, minimum=MIN_BRUSH_MM,

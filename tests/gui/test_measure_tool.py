@@ -19,7 +19,6 @@ from medseg_gui.io.masks import load_mask
 from medseg_gui.rendering.slicing import Orientation
 from medseg_gui.resources import DEMO_STUDY
 from medseg_gui.ui.editing_tools import Tool
-from medseg_gui.ui.segment_panel import STATUS
 from tests.gui.editing_helpers import centre, demo_volume, drag, shown_window
 from tests.gui.test_editing import stroke_points, win  # noqa: F401  (the fixture)
 from tests.gui.test_export_dialog import _export
@@ -118,6 +117,11 @@ def test_recist_axis_dragged_replaces_the_computed_one_until_reset(win, qtbot, t
     assert edit is not None and np.allclose(edit.start, computed.long.start)
     assert np.allclose(edit.end, axial.world_at(QPointF(target)), atol=1e-6)
     assert win.edit_actions.undo.text() == "&Undo Edit RECIST long axis"
+    QTest.keyClick(win, Qt.Key.Key_Z, CTRL)  # one step: the computed axis is back
+    assert measure.notes.axes == ()
+    assert measure.lines[Orientation.AXIAL].shown[0] == f"{computed.long.length_mm:.1f} mm"
+    QTest.keyClick(win, Qt.Key.Key_Y, CTRL)
+    assert measure.notes.axis(1, "long") == edit  # type: ignore[arg-type]
     # The table shows the edited length, marked; the short axis is still the computed one.
     cells = [stats.table.item(0, c).text() for c in range(stats.table.columnCount())]
     assert cells[4] == f"{edit.length_mm:.2f} \u270e" and cells[11] == "long"
@@ -150,26 +154,29 @@ def test_recist_axis_dragged_replaces_the_computed_one_until_reset(win, qtbot, t
 def test_review_status_in_the_segments_list(win, qtbot):  # type: ignore[no-untyped-def]  # noqa: F811
     seg = _demo_with_mask(qtbot, win)
     panel = win.segment_panel
-    assert panel.table.item(0, STATUS).text() == "not set"
+    box = panel.status_box(1)
+    assert box.currentIndex() == -1 and box.placeholderText() == "not set"
     # A draft (as the AI leaves it) becomes in progress when painted, in the same undo step.
     draft = Review(ReviewStatus.DRAFT, "reader-one", "2025-01-31T14:05:09Z")
     seg.segments[0] = dataclasses.replace(seg.segments[0], review=draft)
     panel.refresh()
-    assert panel.table.item(0, STATUS).text() == "draft"
+    assert panel.status_box(1).currentText() == "draft"
     axial = win.views[Orientation.AXIAL]
     win.editing.set_tool("paint")
     drag(axial, stroke_points(axial, dx=30, steps=3))
-    assert panel.table.item(0, STATUS).text() == "in progress"
+    assert panel.status_box(1).currentText() == "in progress"
     assert win.edit_actions.undo.text() == "&Undo Paint"
-    # The Status box sets the active segment's status: one step, named, with who and when.
-    index = panel.status.findData(ReviewStatus.COMPLETED)
-    panel.status.setCurrentIndex(index)
-    panel.status.activated.emit(index)
+    # The row's Status box sets it: one step, named, with who and when.
+    box = panel.status_box(1)
+    index = box.findData(ReviewStatus.COMPLETED)
+    box.setCurrentIndex(index)
+    box.activated.emit(index)
+    qtbot.waitUntil(lambda: win.segmentation.segments[0].review.status
+                    is ReviewStatus.COMPLETED, timeout=5000)
     review = win.segmentation.segments[0].review
+    assert panel.status_box(1).currentText() == "completed"  # the rebuilt row shows it
     assert review.status is ReviewStatus.COMPLETED and review.by and review.at
-    assert panel.table.item(0, STATUS).text() == "completed"
-    assert review.by in panel.table.item(0, STATUS).toolTip()
+    assert review.by in panel.status_box(1).toolTip()
     assert win.edit_actions.undo.text() == "&Undo Status: completed"
     QTest.keyClick(win, Qt.Key.Key_Z, CTRL)
-    assert panel.table.item(0, STATUS).text() == "in progress"
-    assert panel.status.currentData() == ReviewStatus.IN_PROGRESS
+    assert panel.status_box(1).currentData() == ReviewStatus.IN_PROGRESS
