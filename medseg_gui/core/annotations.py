@@ -194,17 +194,21 @@ def edited_axis(label: int, axis: AxisName, start: Point, end: Point) -> AxisEdi
 
 
 # -- files --------------------------------------------------------------------------------------
-def study_key(volume: Volume) -> str:
-    """What names a study's annotation file: its series UID, or a hash of its source path."""
+def study_key(volume: Volume) -> str | None:
+    """What names a study's annotation file: its series UID, or a hash of its source path;
+    ``None`` for a volume made in memory (no file to come back to)."""
     if volume.info.series_uid:
         return re.sub(r"[^0-9A-Za-z.]", "_", volume.info.series_uid)
-    source = str(Path(volume.source).resolve()) if volume.source else "unnamed"
+    if not volume.source:
+        return None
+    source = str(Path(volume.source).resolve())
     return "file-" + hashlib.sha256(source.encode()).hexdigest()[:24]
 
 
-def annotations_file(volume: Volume) -> Path:
-    """``data_dir()/annotations/<study key>.json``."""
-    return data_dir() / "annotations" / f"{study_key(volume)}.json"
+def annotations_file(volume: Volume) -> Path | None:
+    """``data_dir()/annotations/<study key>.json``; ``None`` for a volume made in memory."""
+    key = study_key(volume)
+    return None if key is None else data_dir() / "annotations" / f"{key}.json"
 
 
 def load_annotations(path: str | Path) -> Annotations:

@@ -50,9 +50,12 @@ class AnnotationStore:
         """The store of ``volume``'s study, with what its file already holds.
 
         An unreadable file is kept aside as ``<name>.unreadable`` (never overwritten) and the
-        study starts without annotations; :attr:`error` says so.
+        study starts without annotations; :attr:`error` says so. A volume made in memory has
+        no file: its annotations live as long as the store.
         """
         path = annotations_file(volume)
+        if path is None:
+            return AnnotationStore(None, None, volume)
         try:
             return AnnotationStore(path, load_annotations(path), volume)
         except ValueError as exc:

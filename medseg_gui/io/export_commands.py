@@ -81,12 +81,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def study_annotations(volume: Volume, path: str | None = None) -> tuple[Annotations, Path]:
+def study_annotations(volume: Volume, path: str | None = None
+                      ) -> tuple[Annotations, Path | None]:
     """The rulers and edited axes to export: ``path``'s, or the ones the app saved for the
     study (none when it has none), and the file they came from."""
     from medseg_gui.core.annotations import annotations_file, load_annotations
 
     source = Path(path) if path else annotations_file(volume)
+    if source is None:
+        return Annotations(), None
     if path and not source.is_file():
         raise LoadError(source, "no such annotations file")
     try:
