@@ -52,9 +52,12 @@ def _demo_with_mask(qtbot, window) -> Segmentation:  # type: ignore[no-untyped-d
 def test_ruler_in_mm_with_undo_delete_and_reopen(win, qtbot):  # type: ignore[no-untyped-def]  # noqa: F811
     axial, coronal = win.views[Orientation.AXIAL], win.views[Orientation.CORONAL]
     measure = win.editing.measure
+    win.activateWindow()
+    qtbot.waitActive(win)
     axial.setFocus()
-    QTest.keyClick(win, Qt.Key.Key_M)  # the Ruler tool's shortcut
-    assert win.editing.tool is Tool.RULER
+    qtbot.waitUntil(axial.hasFocus)
+    QTest.keyClick(axial, Qt.Key.Key_M)  # the Ruler tool's shortcut
+    qtbot.waitUntil(lambda: win.editing.tool is Tool.RULER, timeout=2000)
     c = centre(axial)
     a, b = c + QPoint(-60, 30), c + QPoint(40, -20)
     drag(axial, [a, c, b])
@@ -69,10 +72,10 @@ def test_ruler_in_mm_with_undo_delete_and_reopen(win, qtbot):  # type: ignore[no
     # On disk at once: a crash now loses nothing.
     assert load_annotations(annotations_file(win.volume)).rulers == (ruler,)
     # Ctrl+Z / Ctrl+Y: one step each.
-    QTest.keyClick(win, Qt.Key.Key_Z, CTRL)
+    QTest.keyClick(axial, Qt.Key.Key_Z, CTRL)
     assert measure.notes.rulers == () and measure.lines[Orientation.AXIAL].shown == []
     assert load_annotations(annotations_file(win.volume)).rulers == ()
-    QTest.keyClick(win, Qt.Key.Key_Y, CTRL)
+    QTest.keyClick(axial, Qt.Key.Key_Y, CTRL)
     assert measure.notes.rulers == (ruler,)
     # Drag its end point: "Move ruler"; the other end stays.
     b2 = b + QPoint(30, 40)
@@ -91,7 +94,7 @@ def test_ruler_in_mm_with_undo_delete_and_reopen(win, qtbot):  # type: ignore[no
     QTest.keyClick(axial, Qt.Key.Key_Delete)
     assert [r.id for r in measure.notes.rulers] != [ruler.id] and len(measure.notes.rulers) == 1
     assert win.edit_actions.undo.text() == "&Undo Delete ruler"
-    QTest.keyClick(win, Qt.Key.Key_Z, CTRL)
+    QTest.keyClick(axial, Qt.Key.Key_Z, CTRL)
     assert len(measure.notes.rulers) == 2
     # The study opened again (another window, as after a restart) shows the same rulers.
     kept = measure.notes
@@ -117,10 +120,10 @@ def test_recist_axis_dragged_replaces_the_computed_one_until_reset(win, qtbot, t
     assert edit is not None and np.allclose(edit.start, computed.long.start)
     assert np.allclose(edit.end, axial.world_at(QPointF(target)), atol=1e-6)
     assert win.edit_actions.undo.text() == "&Undo Edit RECIST long axis"
-    QTest.keyClick(win, Qt.Key.Key_Z, CTRL)  # one step: the computed axis is back
+    QTest.keyClick(axial, Qt.Key.Key_Z, CTRL)  # one step: the computed axis is back
     assert measure.notes.axes == ()
     assert measure.lines[Orientation.AXIAL].shown[0] == f"{computed.long.length_mm:.1f} mm"
-    QTest.keyClick(win, Qt.Key.Key_Y, CTRL)
+    QTest.keyClick(axial, Qt.Key.Key_Y, CTRL)
     assert measure.notes.axis(1, "long") == edit  # type: ignore[arg-type]
     # The table shows the edited length, marked; the short axis is still the computed one.
     cells = [stats.table.item(0, c).text() for c in range(stats.table.columnCount())]
@@ -178,5 +181,5 @@ def test_review_status_in_the_segments_list(win, qtbot):  # type: ignore[no-unty
     assert review.status is ReviewStatus.COMPLETED and review.by and review.at
     assert review.by in panel.status_box(1).toolTip()
     assert win.edit_actions.undo.text() == "&Undo Status: completed"
-    QTest.keyClick(win, Qt.Key.Key_Z, CTRL)
+    QTest.keyClick(axial, Qt.Key.Key_Z, CTRL)
     assert panel.status_box(1).currentData() == ReviewStatus.IN_PROGRESS
