@@ -92,7 +92,7 @@ def test_sts_dicom_study_leaves_no_identifier_in_queue(shared_data: Path) -> Non
             "20010902", "1425673519431881", "IBSI_1_STS_008_CT"} <= forbidden
     q = TrainingQueue()
     item = queue_study(study, mask, draft=mask, model_ref="sts-tumour:1.0.0",
-                       annotator="reader-1", queue=q)
+                       annotator="reader-1", any_status=True, queue=q)
     assert item.patient and item.patient != "STS_008"
     assert item.effort.dice_draft_vs_corrected == 1.0
     _scan_queue(q, forbidden)  # while open: the WAL holds the new row
@@ -147,7 +147,8 @@ def test_site_secret_private_and_outside_the_queue() -> None:
 def test_image_file_study_keeps_no_file_name(shared_data: Path) -> None:
     case = shared_data / "ibsi_sts" / "nifti" / "STS_008"
     with TrainingQueue() as q:
-        item = queue_study(case / "CT_image.nii.gz", case / "CT_mask.nii.gz", queue=q)
+        item = queue_study(case / "CT_image.nii.gz", case / "CT_mask.nii.gz", any_status=True,
+                           queue=q)
         assert item.patient == ""
         assert _scan(q.root, {"STS_008", str(case)}) == []
 

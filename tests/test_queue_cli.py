@@ -45,7 +45,7 @@ def test_queue_commands(shared_data: Path, tmp_path: Path,
     write_image(draft, tmp_path / "draft.nii.gz")
     assert _cli(["queue", "add", str(study), "--mask", str(mask), "--draft",
                  str(tmp_path / "draft.nii.gz"), "--model", "sts-tumour:1.0.0",
-                 "--annotator", "reader-1", "--editing-seconds", "42"]) == 0
+                 "--annotator", "reader-1", "--editing-seconds", "42", "--any-status"]) == 0
     assert capsys.readouterr().out.startswith("queued item 1 (case ")
     assert _cli(["queue", "list"]) == 0
     out = capsys.readouterr().out

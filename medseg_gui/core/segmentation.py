@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.review import Review
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Segment:
         AUTOMATIC, SEMIAUTOMATIC or MANUAL.
     model
         ``"model-id:version"`` of the AI model that drew it, empty for manual segments.
+    review
+        Its review status with who set it and when (:mod:`medseg_gui.core.review`), ``None``
+        when none was recorded (a segment opened from a plain label image).
     """
 
     label: int
@@ -65,6 +69,7 @@ class Segment:
     type: CodedConcept = NEOPLASM
     source: SegmentSource = SegmentSource.MANUAL
     model: str = ""
+    review: Review | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.label <= 65535:
@@ -75,6 +80,7 @@ class Segment:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["source"] = self.source.value
+        d["review"] = None if self.review is None else self.review.to_dict()
         return d
 
     @staticmethod
@@ -87,6 +93,7 @@ class Segment:
             type=CodedConcept(**d["type"]),
             source=SegmentSource(d["source"]),
             model=str(d.get("model", "")),
+            review=Review.from_dict(d["review"]) if d.get("review") else None,
         )
 
 

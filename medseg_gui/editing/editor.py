@@ -30,12 +30,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
+from medseg_gui.core.annotations import Annotations
+from medseg_gui.core.segmentation import Segment, Segmentation
+from medseg_gui.editing.annotations import AnnotationStore
 from medseg_gui.editing.base import Change, Region, region_union, spacing_kji
 from medseg_gui.editing.brush import BrushSettings, BrushStroke
 from medseg_gui.editing.effort import Effort, correction_effort
 from medseg_gui.editing.history import Edit, History
 from medseg_gui.editing.journal import Journal
+from medseg_gui.editing.review import after_voxel_edit, may_follow_edits
 from medseg_gui.editing.segments import add_segment, delete_segment
 
 Listener = Callable[[Region | None], None]
@@ -71,6 +74,8 @@ class SegmentEditor:
         self.active_label: int | None = (segmentation.segments[0].label
                                          if segmentation.segments else None)
         self.intervals: list[tuple[float, float]] = []
+        # The study's rulers and edited axes; their changes are undo steps here too.
+        self.annotations: AnnotationStore | None = None
         self._listeners: list[Listener] = []
         self._stroke: BrushStroke | None = None
 
@@ -161,16 +166,14 @@ class SegmentEditor:
         return edit
 
     def _mark_corrected(self, edit: Edit) -> Edit:
-        """An AI segment whose voxels change becomes SEMIAUTOMATIC, in the same undo step."""
+        """The rows of the segments an edit touched follow it, in the same undo step: an AI
+        segment becomes SEMIAUTOMATIC, a draft in progress (:mod:`.review`)."""
         seg = self.segmentation
-        if edit.region is None or not any(s.source is SegmentSource.AUTOMATIC
-                                          for s in seg.segments):
+        if edit.region is None or not may_follow_edits(seg.segments):
             return edit
         touched = set(np.unique(edit.values("old")).tolist())
         touched |= set(np.unique(edit.values("new")).tolist())
-        table = [dataclasses.replace(s, source=SegmentSource.SEMIAUTOMATIC)
-                 if s.source is SegmentSource.AUTOMATIC and s.label in touched else s
-                 for s in seg.segments]
+        table = after_voxel_edit(seg.segments, touched)
         if table == seg.segments:
             return edit
         before = edit.table_before if edit.table_before is not None else tuple(seg.segments)
@@ -210,6 +213,11 @@ class SegmentEditor:
         return edit
 
     def _after_history(self, edit: Edit, *, undo: bool) -> None:
+        notes = edit.notes_before if undo else edit.notes_after
+        if notes is not None and self.annotations is not None:
+            self.annotations.replace(notes)
+        if edit.region is None and edit.table_after is None:
+            return  # annotations only: their own file keeps them, and no voxel changed
         if self.journal is not None:
             self.journal.append(edit, undo=undo)
         now = time.time()
@@ -223,6 +231,26 @@ class SegmentEditor:
         labels = [s.label for s in self.segmentation.segments]
         if self.active_label not in labels:
             self.active_label = labels[0] if labels else None
+
+    # -- measurement annotations ---------------------------------------------------------------
+    def change_annotations(self, name: str, notes: Annotations) -> Edit | None:
+        """Make ``notes`` the study's annotations as one undo step ``name`` ("Add ruler").
+
+        The store writes them to the study's file; the step keeps the annotations before and
+        after, so undo and redo put them back. It is not journaled and not editing time: no
+        voxel changed, and the file already holds the result.
+        """
+        store = self.annotations
+        if store is None:
+            raise ValueError("no annotation store: the editor does not know the study")
+        before = store.notes
+        if notes == before:
+            return None
+        store.replace(notes)
+        edit = Edit(name, None, str(self.segmentation.labelmap.dtype), notes_before=before,
+                    notes_after=notes)
+        self.history.push(edit)
+        return edit
 
     # -- segment table -----------------------------------------------------------------------
     def add_segment(self, name: str = "", color: tuple[int, int, int] | None = None) -> Segment:

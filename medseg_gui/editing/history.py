@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg_gui.core.annotations import Annotations
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.editing.base import BoolArray, LabelArray, Region, mask_bbox, region_union
 
@@ -71,6 +72,10 @@ class Edit:
     timestamp, duration
         When the edit was committed (``time.time()``) and how long it took the user (a stroke's
         press-to-release time, 0 for one-click tools), for the correction-effort record.
+    notes_before, notes_after
+        The study's measurement annotations (rulers, edited RECIST axes) before and after, or
+        ``None`` when the edit left them alone; the editor puts them back on undo and redo
+        (:meth:`medseg_gui.editing.editor.SegmentEditor.change_annotations`).
     """
 
     name: str
@@ -84,6 +89,8 @@ class Edit:
     table_after: tuple[Segment, ...] | None = None
     timestamp: float = field(default_factory=time.time)
     duration: float = 0.0
+    notes_before: Annotations | None = None
+    notes_after: Annotations | None = None
 
     @staticmethod
     def from_arrays(name: str, region: Region | None, old: LabelArray | None,
@@ -311,8 +318,14 @@ def merge_edits(name: str, edits: list[Edit], seg: Segmentation) -> Edit | None:
     before = next((e.table_before for e in edits if e.table_before is not None), None)
     after = None if before is None else tuple(seg.segments)
     started = edits[0].timestamp - edits[0].duration
-    return Edit.from_arrays(name, box, old, new, table_before=before, table_after=after,
-                            duration=time.time() - started)
+    merged = Edit.from_arrays(name, box, old, new, table_before=before, table_after=after,
+                              duration=time.time() - started)
+    notes = [e for e in edits if e.notes_after is not None]
+    if notes:  # the annotations before the first change of them and after the last
+        merged = dataclasses.replace(
+            merged or Edit(name, None, edits[0].dtype, duration=time.time() - started),
+            notes_before=notes[0].notes_before, notes_after=notes[-1].notes_after)
+    return merged
 
 
 class StrokeRecorder:

@@ -66,6 +66,7 @@ def scribbles_from(path: str, volume: Any) -> Any:
 
 
 def cmd_prompt(args: argparse.Namespace) -> int:
+    from medseg_gui.core.review import Review, ReviewStatus
     from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
     from medseg_gui.editing.ai_prompt import find_object, prompt_change
     from medseg_gui.editing.constraints import Overwrite, PaintConstraint
@@ -94,7 +95,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         prompts = prompts.add(scribbles_from(args.scribble, volume))
     row = Segment(args.label, args.name or card.labels[0].name, card.labels[0].color,
                   card.labels[0].category, card.labels[0].type, SegmentSource.SEMIAUTOMATIC,
-                  card.ref)
+                  card.ref, Review.now(ReviewStatus.DRAFT))  # the AI's, not yet reviewed
     if args.mask:
         from medseg_gui.io.masks import load_mask
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medseg_gui.core.review import Review, ReviewStatus
 from medseg_gui.core.segmentation import Segment, Segmentation, SegmentSource
 from medseg_gui.editing.base import Change, mask_bbox
 
@@ -34,7 +35,8 @@ def next_label(segments: Sequence[Segment], dtype: np.dtype[np.unsignedinteger] 
 
 def add_segment(seg: Segmentation, name: str = "", *, color: tuple[int, int, int] | None = None,
                 label: int | None = None) -> tuple[Change, Segment]:
-    """A new empty manual segment; returns the change and the new row (to make it active)."""
+    """A new empty manual segment, in progress; returns the change and the new row (to make
+    it active)."""
     lab = next_label(seg.segments, seg.labelmap.dtype) if label is None else int(label)
     if any(s.label == lab for s in seg.segments):
         raise ValueError(f"label {lab} is already used")
@@ -42,7 +44,7 @@ def add_segment(seg: Segmentation, name: str = "", *, color: tuple[int, int, int
         raise ValueError(f"label {lab} does not fit a {seg.labelmap.dtype} label map")
     colour = color if color is not None else PALETTE[(lab - 1) % len(PALETTE)]
     row = Segment(label=lab, name=name or f"Segment {lab}", color=colour,
-                  source=SegmentSource.MANUAL)
+                  source=SegmentSource.MANUAL, review=Review.now(ReviewStatus.IN_PROGRESS))
     return Change.table_only("Add segment", [*seg.segments, row]), row
 
 

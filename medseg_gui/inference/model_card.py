@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.atomic import write_bytes
+from medseg_gui.core.review import Review, ReviewStatus
 from medseg_gui.core.segmentation import CodedConcept, Segment, SegmentSource
 from medseg_gui.io.errors import LoadError
 
@@ -128,10 +129,11 @@ class ModelCard:
         return self.folder / self.weights_file
 
     def segments(self) -> list[Segment]:
-        """The segment table of a mask this model draws."""
+        """The segment table of a mask this model draws: AI drafts, not yet reviewed."""
+        draft = Review.now(ReviewStatus.DRAFT)
         return [
             Segment(lb.value, lb.name, lb.color, lb.category, lb.type,
-                    SegmentSource.AUTOMATIC, self.ref)
+                    SegmentSource.AUTOMATIC, self.ref, draft)
             for lb in self.labels
         ]
 

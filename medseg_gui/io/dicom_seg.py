@@ -36,6 +36,7 @@ from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_index import index_folder
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.output import atomic_output
+from medseg_gui.io.review_status import seg_review, set_seg_review
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 _MAX_LEN = {"SH": 16, "CS": 16, "AE": 16, "LO": 64}
@@ -89,12 +90,14 @@ def _description(number: int, s: Segment) -> hd.seg.SegmentDescription:
         algo = hd.AlgorithmIdentificationSequence(
             name=name or "medseg-gui", version=version or "unknown",
             family=codes.cid7162.ArtificialIntelligence)
-    return hd.seg.SegmentDescription(
+    item = hd.seg.SegmentDescription(
         segment_number=number, segment_label=s.name[:64] or f"Segment {s.label}",
         segmented_property_category=_code(s.category), segmented_property_type=_code(s.type),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues[s.source.value],
         algorithm_identification=algo,
         display_color=hd.color.CIELabColor.from_rgb(*s.color))
+    set_seg_review(item, s.review)  # in the Segment Description: io/review_status.py says why
+    return item
 
 
 def build_dicom_seg(seg: Segmentation, sources: Sequence[Path | Dataset], *,
@@ -189,7 +192,7 @@ def _segment_of(item: Dataset) -> Segment:
                    color=color, category=cc("SegmentedPropertyCategoryCodeSequence"),
                    type=cc("SegmentedPropertyTypeCodeSequence"),
                    source=SegmentSource(src) if src in SegmentSource.__members__ else
-                   SegmentSource.MANUAL, model=model)
+                   SegmentSource.MANUAL, model=model, review=seg_review(item))
 
 
 def _grid(path: Path, rows: int, cols: int, iop: Sequence[float], spacing: Sequence[float],

@@ -25,6 +25,7 @@ from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, Se
 from medseg_gui.io.errors import LoadError
 from medseg_gui.io.label_nifti import as_labelmap, default_segments
 from medseg_gui.io.output import atomic_output
+from medseg_gui.io.review_status import review_from_tags, slicer_tags
 
 _TYPES = {
     "uchar": np.uint8, "unsigned char": np.uint8, "uint8": np.uint8, "uint8_t": np.uint8,
@@ -87,7 +88,7 @@ def write_seg_nrrd(seg: Segmentation, path: str | Path, *, overwrite: bool = Fal
         "space origin: " + _vec(g.origin),
     ]
     for n, s in enumerate(seg.segments):
-        tags = (f"Segmentation.Status:completed|TerminologyEntry:{_CONTEXT}~{_code(s.category)}"
+        tags = (f"{slicer_tags(s.review)}TerminologyEntry:{_CONTEXT}~{_code(s.category)}"
                 f"~{_code(s.type)}~^^~{_ANATOMY}~^^~^^|medseg.Source:{s.source.value}|"
                 f"medseg.Model:{s.model}|")
         color = " ".join(f"{c / 255:.6g}" for c in s.color)
@@ -143,7 +144,7 @@ def _segment(keys: dict[str, str], n: int, label: int) -> Segment:
     pre = f"Segment{n}_"
     color = tuple(round(float(c) * 255) for c in keys.get(pre + "Color", "0.9 0.3 0.2")
                   .split()[:3])
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"review": review_from_tags(keys.get(pre + "Tags", ""))}
     for tag in keys.get(pre + "Tags", "").split("|"):
         name, _, value = tag.partition(":")
         if name == "TerminologyEntry":

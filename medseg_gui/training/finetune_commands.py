@@ -33,6 +33,16 @@ def _need_prepared(path: str) -> None:
                         "medseg train --prepare)")
 
 
+def _tell(fraction: float, message: str) -> bool:
+    """Progress for preparing the queue: a line naming what was left out is also printed as
+    itself, so that it stays on the terminal (and in the job's output) after the progress."""
+    from medseg_gui.training.jobs import print_progress
+
+    if message.startswith(("skipped", "left out")):
+        print(f"medseg finetune: {message}", flush=True)
+    return print_progress(fraction, message)
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Run ``medseg finetune``; returns the exit code."""
     from medseg_gui.core.paths import cache_dir
@@ -67,12 +77,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     queue_items: list[int] = []
     if args.queue is not None:
         _need_prepared("queue")
-        from medseg_gui.training.finetune_data import trainable_items
+        from medseg_gui.training.finetune_data import select_queue
         from medseg_gui.training.queue import TrainingQueue
 
         with TrainingQueue(args.queue or None) as queue:
-            labelled.append(str(prepare_queue(queue, work / "queue", card, print_progress).folder))
-            queue_items = [i.id for i in trainable_items(queue)]
+            labelled.append(str(prepare_queue(queue, work / "queue", card, _tell,
+                                              any_status=args.any_status).folder))
+            queue_items = [c.item.id for c in select_queue(queue, args.any_status)[0]]
     for n, data in enumerate(args.data or []):
         if not _is_prepared(data):
             _need_prepared(data)
@@ -119,7 +130,7 @@ def _finetune_prompt(args: argparse.Namespace, base: Any, out: Path, work: Path,
                      version: str) -> int:
     """The promptable model's fine-tune (:mod:`.prompt_finetune`): simulated users on the
     corrected masks, gated on held-out interactive Dice."""
-    from medseg_gui.training.finetune_data import trainable_items
+    from medseg_gui.training.finetune_data import select_queue
     from medseg_gui.training.jobs import print_progress
     from medseg_gui.training.prompt_finetune import (
         PromptFinetuneConfig,
@@ -133,9 +144,9 @@ def _finetune_prompt(args: argparse.Namespace, base: Any, out: Path, work: Path,
     queue_items: list[int] = []
     if args.queue is not None:
         with TrainingQueue(args.queue or None) as queue:
-            labelled.append(str(prepare_queue_objects(queue, work / "queue", card,
-                                                      print_progress).folder))
-            queue_items = [i.id for i in trainable_items(queue)]
+            labelled.append(str(prepare_queue_objects(queue, work / "queue", card, _tell,
+                                                      any_status=args.any_status).folder))
+            queue_items = [c.item.id for c in select_queue(queue, args.any_status)[0]]
     for data in args.data or []:
         if not (Path(data) / "objects.json").is_file():
             raise LoadError(Path(data), f"{card.ref} is promptable: --data must be a prepared "
@@ -179,6 +190,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--unlabeled", nargs="+", metavar="DIR",
                    help="unlabelled studies for the mean-teacher term: prepared folders (masks "
                         "ignored), DICOM folders or image files")
+    p.add_argument("--any-status", action="store_true",
+                   help="learn from every queued segment, not only completed ones")
     p.add_argument("--validation-data", metavar="DIR",
                    help="prepared folder holding the base's held-out cases (default: --data)")
     p.add_argument("--steps", type=int, help="optimizer steps (500; a promptable model: 200)")

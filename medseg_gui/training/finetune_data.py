@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
+from medseg_gui.core.segmentation import Segment
 from medseg_gui.inference.model_card import ModelCard
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.consistency import BODY_HU
@@ -30,7 +31,8 @@ from medseg_gui.training.data import (
     prepare_arrays,
     save_case,
 )
-from medseg_gui.training.queue import QueueItem, QueueStatus, TrainingQueue
+from medseg_gui.training.queue import META, QueueItem, QueueStatus, TrainingQueue
+from medseg_gui.training.review_filter import ANY_STATUS_HINT, keep_labels, select_segments
 
 
 def _write_manifest(folder: Path, card: ModelCard, digest: str, source: str,
@@ -62,29 +64,84 @@ def trainable_items(queue: TrainingQueue) -> list[QueueItem]:
     return [i for i in queue.items() if i.status in (QueueStatus.QUEUED, QueueStatus.USED)]
 
 
+@dataclass(frozen=True)
+class QueueCase:
+    """A queued correction and the labels of its mask to learn from."""
+
+    item: QueueItem
+    labels: tuple[int, ...]
+
+
+def queued_segments(item: QueueItem) -> list[Segment]:
+    """The segments recorded with a queued case; empty for a case queued before review
+    statuses were recorded."""
+    meta = json.loads((item.folder / META).read_text(encoding="utf-8"))
+    return [Segment.from_dict(d) for d in meta.get("segments", [])]
+
+
+def select_queue(queue: TrainingQueue, any_status: bool = False
+                 ) -> tuple[list[QueueCase], list[str]]:
+    """The trainable cases with the labels to learn from, and one line per case that lost
+    segments (not completed: :mod:`.review_filter`) or was left out entirely.
+
+    A case queued before statuses were recorded has none: it is left out unless ``any_status``.
+    """
+    cases, skipped = [], []
+    for item in trainable_items(queue):
+        recorded = queued_segments(item)
+        chosen = select_segments(recorded, any_status)
+        if not recorded and any_status:
+            labels: tuple[int, ...] = ()  # every label of the mask
+        elif not recorded:
+            skipped.append(f"skipped queue case {item.id}: queued without review statuses; "
+                           f"{ANY_STATUS_HINT}")
+            continue
+        else:
+            labels = tuple(s.label for s in chosen.kept)
+            if chosen.skipped:
+                left = "left out" if labels else "skipped"
+                skipped.append(f"{left} in queue case {item.id}: {chosen.describe_skipped()}; "
+                               f"{ANY_STATUS_HINT}")
+            if not labels:
+                continue
+        cases.append(QueueCase(item, labels))
+    return cases, skipped
+
+
+def case_mask(case: QueueCase, mask: np.ndarray) -> np.ndarray:
+    """A queued mask with only the case's chosen labels (all of them when none are named)."""
+    return keep_labels(mask, case.labels) if case.labels else mask
+
+
 def prepare_queue(queue: TrainingQueue, out: str | Path, card: ModelCard,
-                  progress: Progress = no_progress) -> PreparedSet:
-    """Prepare the queue's corrections (case ids are the queue's pseudonymous ids)."""
+                  progress: Progress = no_progress, *, any_status: bool = False
+                  ) -> PreparedSet:
+    """Prepare the queue's corrections (case ids are the queue's pseudonymous ids): only their
+    completed segments unless ``any_status``; what is left out is told through ``progress``."""
     from medseg_gui.io.imagefile import read_image
 
-    items = trainable_items(queue)
-    if not items:
-        raise LoadError(queue.root, "the training queue holds no corrected cases")
-    lines = sorted(f"{i.case_id} {i.files.get('image.nii.gz')} {i.files.get('mask.nii.gz')}"
-                   for i in items)
+    cases, skipped = select_queue(queue, any_status)
+    for line in skipped:
+        check(progress, 0.0, line)
+    if not cases:
+        raise LoadError(queue.root, "the training queue holds no corrected cases with completed "
+                        "segments" + ("" if any_status else f" ({ANY_STATUS_HINT})"))
+    lines = sorted(f"{c.item.case_id} {c.item.files.get('image.nii.gz')} "
+                   f"{c.item.files.get('mask.nii.gz')} {c.labels}" for c in cases)
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     folder = Path(out)
     if (done := _up_to_date(folder, card, digest)) is not None:
         return done
     folder.mkdir(parents=True, exist_ok=True)
     norm = card.normalisation
-    for n, item in enumerate(items):
-        check(progress, n / len(items), f"preparing queued case {item.case_id}")
+    for n, case in enumerate(cases):
+        item = case.item
+        check(progress, n / len(cases), f"preparing queued case {item.case_id}")
         image, mask = read_image(item.image_file), read_image(item.mask_file)
-        save_case(folder, prepare_arrays(item.case_id, image.array, mask.array, image.geometry,
-                                         card.spacing, (norm.low, norm.high)))
+        save_case(folder, prepare_arrays(item.case_id, image.array, case_mask(case, mask.array),
+                                         image.geometry, card.spacing, (norm.low, norm.high)))
     return _write_manifest(folder, card, digest, f"training queue {queue.root}",
-                           [i.case_id for i in items])
+                           [c.item.case_id for c in cases])
 
 
 def body_crop(case: PreparedCase, margin: int = 4) -> PreparedCase:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg_gui.core.progress import Cancelled, Progress, no_progress
+from medseg_gui.core.progress import Cancelled, Progress, check, no_progress
 from medseg_gui.inference.model_card import ModelCard, load_card
 from medseg_gui.inference.network import TumourProbability
 from medseg_gui.inference.prompt_encoding import PromptConfig
@@ -68,17 +68,24 @@ class PromptFinetuneConfig:
 
 
 def prepare_queue_objects(queue: TrainingQueue, out: str | Path, card: ModelCard,
-                          progress: Progress = no_progress) -> InteractiveSet:
-    """Every queued or used correction as a case whose objects are its labelled segments."""
+                          progress: Progress = no_progress, *, any_status: bool = False
+                          ) -> InteractiveSet:
+    """Every queued or used correction as a case whose objects are its completed segments
+    (all its segments with ``any_status``); what is left out is told through ``progress``."""
     from medseg_gui.io.imagefile import read_image
-    from medseg_gui.training.finetune_data import trainable_items
+    from medseg_gui.training.finetune_data import select_queue
 
-    items = trainable_items(queue)
-    if not items:
-        raise LoadError(queue.root, "the training queue holds no corrected cases")
+    cases, skipped = select_queue(queue, any_status)
+    for line in skipped:
+        check(progress, 0.0, line)
+    if not cases:
+        raise LoadError(queue.root, "the training queue holds no corrected cases with completed "
+                        "segments")
     sources = []
-    for item in items:
-        labels = [int(v) for v in np.unique(read_image(item.mask_file).array) if v > 0]
+    for case in cases:
+        item = case.item
+        labels = case.labels or tuple(int(v) for v in np.unique(read_image(item.mask_file).array)
+                                      if v > 0)
         sources.append(SourceCase(item.case_id, "queue", "train", item.image_file,
                                   tuple((f"segment{v}", "lesion", item.mask_file, v)
                                         for v in labels)))

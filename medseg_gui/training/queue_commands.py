@@ -16,9 +16,16 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.progress import Progress, no_progress
+from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.errors import LoadError
-from medseg_gui.training.queue import CorrectionEffort, QueueItem, QueueStatus, TrainingQueue
+from medseg_gui.training.queue import META, CorrectionEffort, QueueItem, QueueStatus, TrainingQueue
+from medseg_gui.training.review_filter import (
+    ANY_STATUS_HINT,
+    describe,
+    keep_labels,
+    select_segments,
+)
 
 
 def correction_effort(draft: npt.NDArray[Any] | None, corrected: npt.NDArray[Any],
@@ -36,24 +43,31 @@ def correction_effort(draft: npt.NDArray[Any] | None, corrected: npt.NDArray[Any
     return CorrectionEffort(int((c & ~d).sum()), int((d & ~c).sum()), dice, editing_seconds)
 
 
-def _mask_on(volume: Volume, path: str | Path, what: str) -> npt.NDArray[np.uint8]:
-    """The label map of ``path`` on ``volume``'s grid, read as every other command reads masks
-    (:func:`~medseg_gui.io.masks.load_mask`: label images, .seg.nrrd, DICOM SEG, RTSTRUCT)."""
+def _mask_on(volume: Volume, path: str | Path, what: str) -> Segmentation:
+    """The mask ``path`` on ``volume``'s grid, read as every other command reads masks
+    (:func:`~medseg_gui.io.masks.load_mask`: label images, .seg.nrrd, DICOM SEG, RTSTRUCT), with
+    its segment table (review statuses where the format keeps them: a label NIfTI's sidecar, a
+    .seg.nrrd, a SEG; bare labels get a table without any)."""
     from medseg_gui.io.masks import load_mask
 
-    labelmap = load_mask(path, volume).labelmap
-    if labelmap.size and int(labelmap.max()) > 255:
-        raise LoadError(path, f"{what} holds label {int(labelmap.max())}; the queue keeps "
+    seg = load_mask(path, volume)
+    if seg.labelmap.size and int(seg.labelmap.max()) > 255:
+        raise LoadError(path, f"{what} holds label {int(seg.labelmap.max())}; the queue keeps "
                         "labels 0..255")
-    return labelmap.astype(np.uint8)
+    return seg
 
 
 def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None = None,
                 model_ref: str = "", annotator: str = "", series_uid: str | None = None,
                 editing_seconds: float | None = None, secret: str | None = None,
-                queue: TrainingQueue | None = None,
+                any_status: bool = False, queue: TrainingQueue | None = None,
                 progress: Progress = no_progress) -> QueueItem:
     """De-identify ``study`` and queue it with its corrected ``mask`` (and AI ``draft``).
+
+    Only the mask's completed segments are queued unless ``any_status``; the others are
+    cleared from the queued mask (see :mod:`.review_filter`). The case's ``meta.json`` lists
+    the queued segments and the skipped ones with their review status
+    (:func:`skipped_segments`).
 
     Parameters
     ----------
@@ -64,29 +78,47 @@ def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None
         RTSTRUCT.
     model_ref, annotator, editing_seconds
         The model that drew the draft, who corrected it and for how long.
+    any_status
+        Queue every segment, completed or not.
     series_uid, secret, queue, progress
         Series to pick, de-identification secret, queue (default: the user's), progress callback.
 
     Raises
     ------
     LoadError
-        Unreadable study or masks, or masks not on the study's grid.
+        Unreadable study or masks, masks not on the study's grid, or no segment to queue.
     """
     from medseg_gui.training.deid import deidentify_study
 
     deid = deidentify_study(study, series_uid=series_uid, secret=secret, progress=progress)
-    corrected = _mask_on(deid.volume, mask, "mask")
-    draft_arr = None if draft is None else _mask_on(deid.volume, draft, "draft")
-    effort = correction_effort(draft_arr, corrected, editing_seconds)
+    mask_seg = _mask_on(deid.volume, mask, "mask")
+    corrected = mask_seg.labelmap.astype(np.uint8)
+    labels = {int(v) for v in np.unique(corrected) if v}
+    chosen = select_segments([s for s in mask_seg.segments if s.label in labels], any_status)
+    if not chosen.kept:
+        raise LoadError(mask, f"nothing to queue: {chosen.describe_skipped() or 'empty mask'}"
+                        f"; {ANY_STATUS_HINT}")
+    draft_arr = (None if draft is None else
+                 _mask_on(deid.volume, draft, "draft").labelmap.astype(np.uint8))
+    effort = correction_effort(draft_arr, corrected, editing_seconds)  # of the whole mask
+    corrected = keep_labels(corrected, [s.label for s in chosen.kept])
+    metadata = {**deid.metadata, "segments": [s.to_dict() for s in chosen.kept],
+                "skipped_segments": [s.to_dict() for s in chosen.skipped]}
     own = queue is None
     q = queue if queue is not None else TrainingQueue()
     try:
-        return q.add(deid.volume.array, deid.volume.geometry, corrected, metadata=deid.metadata,
+        return q.add(deid.volume.array, deid.volume.geometry, corrected, metadata=metadata,
                      patient=deid.patient, draft=draft_arr, model_ref=model_ref, effort=effort,
                      annotator=annotator)
     finally:
         if own:
             q.close()
+
+
+def skipped_segments(item: QueueItem) -> list[Segment]:
+    """The segments :func:`queue_study` left out of ``item`` (not completed)."""
+    meta = json.loads((item.folder / META).read_text("utf-8"))
+    return [Segment.from_dict(d) for d in meta.get("skipped_segments", [])]
 
 
 def _get(q: TrainingQueue, item_id: int) -> QueueItem:
@@ -99,8 +131,11 @@ def _get(q: TrainingQueue, item_id: int) -> QueueItem:
 def cmd_queue_add(args: argparse.Namespace) -> int:
     item = queue_study(args.study, args.mask, draft=args.draft, model_ref=args.model or "",
                        annotator=args.annotator or "", series_uid=args.series,
-                       editing_seconds=args.editing_seconds)
+                       editing_seconds=args.editing_seconds, any_status=args.any_status)
     print(f"queued item {item.id} (case {item.case_id}, patient {item.patient or '-'})")
+    skipped = skipped_segments(item)
+    if skipped:
+        print(f"skipped {describe(skipped)}: {ANY_STATUS_HINT}")
     return 0
 
 
@@ -185,6 +220,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--annotator", help="who corrected the mask")
     p.add_argument("--series", help="SeriesInstanceUID to pick from a folder of several")
     p.add_argument("--editing-seconds", type=float, help="time spent correcting")
+    p.add_argument("--any-status", action="store_true",
+                   help="queue every segment, not only those whose review status is completed")
     p.set_defaults(func=cmd_queue_add)
     p = qs.add_parser("list", help="list queued cases")
     p.add_argument("--status", choices=[s.value for s in QueueStatus])

@@ -34,6 +34,7 @@ from medseg_gui.editing.base import Change, Region
 from medseg_gui.rendering.edit_feedback import region_on_slice, view_axis_of
 from medseg_gui.ui.ai_tool import AITool
 from medseg_gui.ui.brush_cursors import BrushCursors
+from medseg_gui.ui.measure_tool import MeasureTool
 from medseg_gui.ui.recovery import start_journal
 from medseg_gui.ui.region_tools import RegionTools
 
@@ -58,6 +59,7 @@ class Tool(StrEnum):
     FILL = "fill"  # region grow from the clicked voxel
     SCISSORS = "scissors"  # lasso through the slice (disc) or the volume (sphere)
     AI = "ai"  # prompts (points, boxes, scribbles) for the promptable model
+    RULER = "ruler"  # rulers, and the RECIST axes' end points (ui/measure_tool.py)
 
 
 BRUSH_TOOLS = (Tool.PAINT, Tool.ERASE)
@@ -101,6 +103,7 @@ class EditingController(QObject):
         self.cursors = BrushCursors(window.views)
         self.regions = RegionTools(self)  # fill and scissors
         self.ai = AITool(self)  # the promptable model
+        self.measure = MeasureTool(self)  # rulers and RECIST axes
         for widget in window.views.values():
             widget.tool = self
         self._others = QTimer(self, singleShot=True, interval=OTHER_VIEWS_MS)
@@ -379,6 +382,8 @@ class EditingController(QObject):
     def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
         if self.tool is Tool.AI:
             return self.ai.press(widget, ev)
+        if self.tool is Tool.RULER:
+            return self.measure.press(widget, ev)
         if self.tool is Tool.NAVIGATE or ev.button() != Qt.MouseButton.LeftButton:
             return False
         if self.busy:
@@ -408,6 +413,8 @@ class EditingController(QObject):
     def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
         if self.tool is Tool.AI:
             return self.ai.move(widget, ev)
+        if self.tool is Tool.RULER:
+            return self.measure.move(widget, ev)
         if self.tool in BRUSH_TOOLS:
             self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
             if self._painting is widget and self.editor is not None and self.editor.stroking:
@@ -429,6 +436,8 @@ class EditingController(QObject):
     def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
         if self.tool is Tool.AI:
             return self.ai.release(widget, ev)
+        if self.tool is Tool.RULER:
+            return self.measure.release(widget, ev)
         if ev.button() != Qt.MouseButton.LeftButton or self._painting is not widget:
             return False
         self._painting = None
@@ -453,6 +462,8 @@ class EditingController(QObject):
         if ev.key() == Qt.Key.Key_Escape and (self._painting is not None or self.regions.lasso):
             self.cancel()
             return True
+        if self.tool is Tool.RULER:
+            return self.measure.key(widget, ev)
         if self.tool is Tool.AI:
             if ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 self.ai.accept()

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from medseg_gui.core.annotations import Annotations
 from medseg_gui.core.progress import Progress, check
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
@@ -43,10 +44,11 @@ if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
 
 SUFFIXES = {"nifti": ".nii.gz", "seg-nrrd": ".seg.nrrd", "dicom-seg": ".dcm", "rtstruct": ".dcm",
-            "stl": "", "obj": ".obj", "report": ".json"}
+            "stl": "", "obj": ".obj", "report": ".json", "sr": ".dcm"}
 LABELS = {"nifti": "NIfTI label map (.nii.gz)", "seg-nrrd": "3D Slicer segmentation (.seg.nrrd)",
           "dicom-seg": "DICOM SEG", "rtstruct": "DICOM RTSTRUCT",
-          "stl": "STL surfaces (a folder)", "obj": "OBJ surfaces", "report": "Report (JSON + CSV)"}
+          "stl": "STL surfaces (a folder)", "obj": "OBJ surfaces", "report": "Report (JSON + CSV)",
+          "sr": "DICOM SR measurements (+ its SEG)"}
 
 
 def subset(seg: Segmentation, labels: list[int]) -> Segmentation:
@@ -69,6 +71,8 @@ def targets(fmt: str, out: Path) -> list[Path]:
     if fmt == "report":
         stem = out.with_suffix("") if out.suffix.lower() in (".json", ".csv") else out
         return [stem.with_suffix(".json"), stem.with_suffix(".csv")]
+    if fmt == "sr":
+        return [out, out.with_name(out.name.removesuffix(out.suffix) + ".seg.dcm")]
     return [out]
 
 
@@ -92,7 +96,7 @@ class ExportDialog(QDialog):
         self.window_ = window
         self.task: Task | None = None
         self.written: list[Path] = []
-        self.notes: list[str] = []  # what the last export wrote differently from what was asked
+        self.warnings: list[str] = []  # what the last export wrote differently from what was asked
         self.error = ""
         form = QFormLayout()
         self.format = QComboBox()
@@ -185,10 +189,11 @@ class ExportDialog(QDialog):
             if not overwrite:
                 return self._failed_now(f"{existing[0]} exists; not overwritten")
         correction = self._correction()
-        notes: list[str] = []  # appended by the worker, read once it has finished
-        self.notes = notes
+        notes = self.window_.editing.measure.notes  # the study's rulers and edited axes
+        warnings: list[str] = []  # appended by the worker, read once it has finished
+        self.warnings = warnings
         task = Task(lambda progress: _work(volume, seg, labels, fmt, out, bool(overwrite),
-                                           correction, notes.append, progress))
+                                           correction, warnings.append, progress, notes))
         task.signals.progress.connect(self._on_progress)
         task.signals.finished.connect(self._on_finished)
         task.signals.failed.connect(self._on_failed)
@@ -217,7 +222,7 @@ class ExportDialog(QDialog):
         if task is not self.task:
             return
         self.task, self.written = None, list(paths)
-        said = "".join(f"; {note}" for note in self.notes)
+        said = "".join(f"; {w}" for w in self.warnings)
         self.window_.statusBar().showMessage(f"Exported {', '.join(map(str, paths))}{said}",
                                              15000)
         self.exported.emit(self.written)
@@ -242,12 +247,12 @@ class ExportDialog(QDialog):
 
 def _work(volume: Volume, seg: Segmentation, labels: list[int], fmt: str, out: Path,
           overwrite: bool, correction: dict[str, Any] | None, warn: Callable[[str], None],
-          progress: Progress) -> list[Path]:
+          progress: Progress, notes: Annotations | None = None) -> list[Path]:
     check(progress, 0.05, "preparing the segments")
     chosen = subset(seg, labels)
     check(progress, 0.2, f"writing {fmt}")
     paths = export(volume, chosen, fmt, out, overwrite=overwrite, correction=correction,
-                   warn=warn)
+                   warn=warn, annotations=notes)
     check(progress, 1.0, "done")
     return paths
 

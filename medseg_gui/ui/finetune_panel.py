@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -40,14 +41,18 @@ if TYPE_CHECKING:
 POLL_MS = 200
 VALIDATION_KEY = "finetune/validation_data"
 MODELS = (DEFAULT_MODEL, DEFAULT_PROMPT_MODEL)
-# (version, out folder, validation folder, base model:version) -> the job to run (not started).
-JobFactory = Callable[[str, Path, str, str], Job]
+# (version, out folder, validation folder, base model:version, learn from segments of any
+# review status) -> the job to run (not started).
+JobFactory = Callable[[str, Path, str, str, bool], Job]
 
 
-def finetune_job(version: str, out: Path, validation: str, base: str) -> Job:
-    """The real job: fine-tune the active version ``base`` on the training queue."""
+def finetune_job(version: str, out: Path, validation: str, base: str,
+                 any_status: bool = False) -> Job:
+    """The real job: fine-tune the active version ``base`` on the training queue (its completed
+    segments only, unless ``any_status``)."""
     return python_job("medseg_gui.training", "finetune", "--queue", "--from", base,
-                      "--validation-data", validation, "--version", version, "--out", str(out))
+                      "--validation-data", validation, "--version", version, "--out", str(out),
+                      *(["--any-status"] if any_status else []))
 
 
 def validation_key(model_id: str) -> str:
@@ -81,6 +86,7 @@ class FinetunePanel(QWidget):
         self.engine_job: Job | None = None
         self.new_ref = ""
         self.result = ""
+        self.any_status: QCheckBox | None = None  # the queue dock's "Include ... not completed"
         self.model = QComboBox()
         self.model.addItems(list(MODELS))
         self.model.setToolTip("The model to fine-tune on the queued corrections")
@@ -132,7 +138,8 @@ class FinetunePanel(QWidget):
         version = f"{base.version}-ft.{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
         out = registry.user / base.model_id / version
         self.new_ref, self.result = f"{base.model_id}:{version}", ""
-        self.job = self.job_factory(version, out, validation, base.ref).start()
+        any_status = self.any_status is not None and self.any_status.isChecked()
+        self.job = self.job_factory(version, out, validation, base.ref, any_status).start()
         segment = getattr(self.window_, "segment_action", None)
         if segment is not None and segment.running:
             self.job.pause()

@@ -1,10 +1,12 @@
 """File > Send to training, and the Queue dock listing the training queue.
 
-"Send to training" snapshots the corrected label map, the AI draft and the edit times on the
-GUI thread (a copy), then on a worker thread writes both masks to a private temporary folder and
-calls :func:`~medseg_gui.training.queue_commands.queue_study`, which re-reads the study from its
-source, de-identifies it and queues it. Reading and changing the queue (SQLite) also runs on
-worker threads, so a slow disk never freezes the window.
+"Send to training" snapshots the corrected label map with its segment table, the AI draft and
+the edit times on the GUI thread (a copy), then on a worker thread writes both masks to a private
+temporary folder and calls :func:`~medseg_gui.training.queue_commands.queue_study`, which
+re-reads the study from its source, de-identifies it and queues it. Only completed segments are
+sent unless "Include segments not completed" is ticked (that box also makes Fine-tune learn from
+them); the status bar names the segments left out. Reading and changing the queue (SQLite)
+also runs on worker threads, so a slow disk never freezes the window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDockWidget,
     QHBoxLayout,
     QMessageBox,
@@ -31,9 +34,11 @@ from PySide6.QtWidgets import (
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check
+from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.editing.effort import active_time
 from medseg_gui.training.queue import QueueItem, TrainingQueue
+from medseg_gui.training.review_filter import select_segments
 from medseg_gui.ui.export_dialog import file_menu
 from medseg_gui.ui.workers import Task
 
@@ -56,21 +61,25 @@ def _remove_item(item_id: int, progress: Progress) -> list[QueueItem]:
 
 
 def send_work(source: str, series_uid: str | None, geometry: Geometry,
-              mask: npt.NDArray[Any], draft: npt.NDArray[Any] | None, model_ref: str,
-              intervals: list[tuple[float, float]], progress: Progress) -> QueueItem:
+              mask: npt.NDArray[Any], segments: list[Segment], draft: npt.NDArray[Any] | None,
+              model_ref: str, intervals: list[tuple[float, float]], any_status: bool,
+              progress: Progress) -> QueueItem:
     """Queue a case (runs on a worker thread; Qt-free)."""
     from medseg_gui.io.imagefile import write_image
+    from medseg_gui.io.label_nifti import write_label_nifti
     from medseg_gui.training.queue_commands import queue_study
 
     check(progress, 0.0, "writing the masks")
     with tempfile.TemporaryDirectory(prefix="medseg-queue-") as tmp:
-        mask_file = write_image(Volume(mask, geometry), Path(tmp) / "mask.nii.gz")
+        # With its sidecar: the segment table carries the review statuses queue_study reads.
+        mask_file = write_label_nifti(Segmentation(mask, geometry, segments),
+                                      Path(tmp) / "mask.nii.gz")
         draft_file = None if draft is None else write_image(Volume(draft, geometry),
                                                             Path(tmp) / "draft.nii.gz")
         seconds = active_time(intervals) if intervals else None
         return queue_study(source, mask_file, draft=draft_file, model_ref=model_ref,
                            annotator=getpass.getuser(), series_uid=series_uid,
-                           editing_seconds=seconds, progress=progress)
+                           editing_seconds=seconds, any_status=any_status, progress=progress)
 
 
 class QueuePanel(QDockWidget):
@@ -93,6 +102,8 @@ class QueuePanel(QDockWidget):
         self.window_ = window
         self.items: list[QueueItem] = []
         self.error = ""
+        self.message = ""  # the last "Queued ..." line
+        self.skipped = ""  # the segments the last send left out
         self._tasks: set[Task] = set()
         self.finetune: FinetunePanel | None = None  # the Fine-tune controls, when installed
         self.table = QTableWidget(0, len(COLUMNS))
@@ -103,10 +114,14 @@ class QueuePanel(QDockWidget):
         refresh, self.remove_button = QPushButton("Refresh"), QPushButton("Remove")
         refresh.clicked.connect(self.refresh)
         self.remove_button.clicked.connect(lambda: self.remove_selected())
+        self.any_status = QCheckBox("Include segments not completed")
+        self.any_status.setToolTip("Send to training and Fine-tune take only segments whose "
+                                   "review status is completed, unless this is ticked")
         buttons = QHBoxLayout()
         buttons.addWidget(refresh)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.any_status)
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self.table)
@@ -155,13 +170,20 @@ class QueuePanel(QDockWidget):
             return self._fail("This study has no source file to de-identify and queue")
         if not volume.geometry.same_grid(seg.geometry):
             return self._fail("The mask is not on the study's voxel grid")
+        any_status = self.any_status.isChecked()
+        chosen = select_segments(seg.segments, any_status)
+        if not chosen.kept:
+            return self._fail("Nothing to send: no segment is completed (set its status in "
+                              "the Segments list, or tick \"Include segments not completed\")")
         mask = seg.labelmap.copy()  # a snapshot: editing may go on meanwhile
         draft = getattr(w, "segment_action", None)
         ai = draft is not None and draft.draft is seg
         model_ref = next((s.model for s in seg.segments if s.model), "")
         args = (volume.source, volume.info.series_uid or None, seg.geometry, mask,
-                editor.draft if ai else None, model_ref, list(editor.intervals))
+                list(seg.segments), editor.draft if ai else None, model_ref,
+                list(editor.intervals), any_status)
         self._start(lambda progress: send_work(*args, progress=progress), self._on_sent)
+        self.skipped = chosen.describe_skipped()
         w.statusBar().showMessage("Sending the case to the training queue ...")
         return True
 
@@ -183,8 +205,9 @@ class QueuePanel(QDockWidget):
 
     def _on_sent(self, task: Task, item: QueueItem) -> None:
         self._tasks.discard(task)
-        self.window_.statusBar().showMessage(
-            f"Queued for training as case {item.id} (de-identified)", 15000)
+        skipped = f"; left out (not completed): {self.skipped}" if self.skipped else ""
+        self.message = f"Queued for training as case {item.id} (de-identified){skipped}"
+        self.window_.statusBar().showMessage(self.message, 15000)
         self.queued.emit(item)
         self.refresh()
 
@@ -217,6 +240,7 @@ def install_queue_panel(window: MainWindow) -> QueuePanel:
     from medseg_gui.ui.finetune_panel import install_finetune_panel
 
     panel.finetune = install_finetune_panel(window, panel.widget())
+    panel.finetune.any_status = panel.any_status
     panel.refresh()
     return panel
 

@@ -1,6 +1,8 @@
-"""The segment list (a dock): colour, name, volume in mL, visibility, lock, the active segment.
+"""The segment list (a dock): colour, name, volume in mL, visibility, lock, review status, and
+the active segment.
 
-Add, rename, delete and recolour go through the :class:`SegmentEditor` (one undo step each).
+Add, rename, delete, recolour and the review status (a box in each row's Status cell) go
+through the :class:`SegmentEditor` (one undo step each).
 Volumes are voxel counts kept up to date from each committed edit's changed voxels (old and
 new values), so an edit costs a count of its own voxels, never a pass over the label map;
 the full count runs once per session, on the thread pool. Visibility and the lock (no tool may
@@ -17,6 +19,7 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
+    QComboBox,
     QDockWidget,
     QHBoxLayout,
     QHeaderView,
@@ -27,7 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medseg_gui.core.review import Review, ReviewStatus, status_text
 from medseg_gui.editing import Edit
+from medseg_gui.editing.review import set_status
 from medseg_gui.editing.segments import recolor_segment, rename_segment
 from medseg_gui.ui.editing_tools import DEBOUNCE_MS, EditingController
 from medseg_gui.ui.workers import Task
@@ -35,8 +40,11 @@ from medseg_gui.ui.workers import Task
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
 
-# The lock is last so that the columns before it keep their places.
-VISIBLE, COLOR, NAME, VOLUME, LOCKED = range(5)
+# The lock and the status come last so that the columns before them keep their places.
+VISIBLE, COLOR, NAME, VOLUME, LOCKED, STATUS = range(6)
+STATUS_COLORS = {None: "#909090", ReviewStatus.DRAFT: "#b0b0b0",
+                 ReviewStatus.IN_PROGRESS: "#e0b040", ReviewStatus.COMPLETED: "#50c060",
+                 ReviewStatus.FLAGGED: "#e05050"}
 
 
 def _check_item(checked: bool, tip: str) -> QTableWidgetItem:
@@ -61,8 +69,8 @@ class SegmentPanel(QDockWidget):
         self._edits_since_count = 0
         body = QWidget()
         column = QVBoxLayout(body)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL", "Lock"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["", "", "Segment", "mL", "Lock", "Status"])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -75,7 +83,8 @@ class SegmentPanel(QDockWidget):
                           (COLOR, QHeaderView.ResizeMode.ResizeToContents),
                           (NAME, QHeaderView.ResizeMode.Stretch),
                           (VOLUME, QHeaderView.ResizeMode.ResizeToContents),
-                          (LOCKED, QHeaderView.ResizeMode.ResizeToContents)):
+                          (LOCKED, QHeaderView.ResizeMode.ResizeToContents),
+                          (STATUS, QHeaderView.ResizeMode.ResizeToContents)):
             header.setSectionResizeMode(col, mode)
         column.addWidget(self.table)
         row = QHBoxLayout()
@@ -121,6 +130,12 @@ class SegmentPanel(QDockWidget):
     def delete(self, label: int) -> None:
         self.controller.delete_segment(label)
 
+    def set_status(self, label: int, status: ReviewStatus | str) -> None:
+        """Set a segment's review status (now, by the current user): one undo step."""
+        seg = self.controller.segmentation
+        if seg is not None:
+            self.controller.apply(set_status(seg, label, status))
+
     def set_visible(self, label: int, visible: bool) -> None:
         self.controller.set_visible(label, visible)
         self.refresh()
@@ -160,10 +175,13 @@ class SegmentPanel(QDockWidget):
             volume = QTableWidgetItem("")
             volume.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            state = QTableWidgetItem(status_text(s.review))  # under the box: for sorting
+            state.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             for col, item in ((VISIBLE, vis), (COLOR, color), (NAME, name), (VOLUME, volume),
-                              (LOCKED, lock)):
+                              (LOCKED, lock), (STATUS, state)):
                 item.setData(Qt.ItemDataRole.UserRole, s.label)
                 self.table.setItem(r, col, item)
+            self.table.setCellWidget(r, STATUS, self._status_box(s.label, s.review))
             if s.label == active:
                 font = QFont(name.font())
                 font.setBold(True)
@@ -174,6 +192,37 @@ class SegmentPanel(QDockWidget):
         self.delete_button.setEnabled(active is not None)
         self.color_button.setEnabled(active is not None)
         self.show_volumes()
+
+    def _status_box(self, label: int, review: Review | None) -> QComboBox:
+        """A row's status: shows it (coloured, who and when in the tooltip) and sets it."""
+        box = QComboBox()
+        for status in ReviewStatus:  # short words: the list is narrow (tooltips say more)
+            box.addItem(status.value, status.value)
+            box.setItemData(box.count() - 1, status.text, Qt.ItemDataRole.ToolTipRole)
+        box.setPlaceholderText(status_text(None))  # shown while no status is recorded
+        box.setCurrentIndex(box.findData(review.status.value) if review else -1)
+        color = STATUS_COLORS[review.status if review else None]
+        box.setStyleSheet(f"QComboBox {{ color: {color}; font-weight: bold; }}")
+        box.setToolTip((review.describe() if review else "No review status recorded")
+                       + "\nOnly completed segments are sent to training by default")
+        box.activated.connect(lambda i: self._status_chosen(label, box.itemData(i)))
+        return box
+
+    def status_box(self, label: int) -> QComboBox | None:
+        """The Status box of segment ``label``'s row."""
+        labels = self.labels()
+        if label not in labels:
+            return None
+        widget = self.table.cellWidget(labels.index(label), STATUS)
+        return widget if isinstance(widget, QComboBox) else None
+
+    def _status_chosen(self, label: int, status: str) -> None:
+        # Later, not inside the box's own signal: the new table rebuilds the rows, box included.
+        def apply() -> None:
+            self.set_status(label, status)
+            self.refresh()  # what it is now (unchanged while the AI runs)
+
+        QTimer.singleShot(0, apply)
 
     def show_volumes(self) -> None:
         for r in range(self.table.rowCount()):

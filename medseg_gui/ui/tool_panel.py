@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 TOOL_KEYS = {Tool.NAVIGATE: ("&Navigate", "N"), Tool.PAINT: ("&Paint", "B"),
              Tool.ERASE: ("&Erase", "E"), Tool.FILL: ("&Fill (region grow)", "F"),
-             Tool.SCISSORS: ("&Scissors", "X"), Tool.AI: ("&AI prompt", "A")}
+             Tool.SCISSORS: ("&Scissors", "X"), Tool.AI: ("&AI prompt", "A"),
+             Tool.RULER: ("&Ruler", "M")}
 NO_LIMIT = "No intensity limit"
 SCISSORS_OPS = {"Erase inside": ScissorsOp.ERASE_INSIDE, "Erase outside":
                 ScissorsOp.ERASE_OUTSIDE, "Fill inside": ScissorsOp.FILL_INSIDE}
@@ -109,7 +110,7 @@ class ToolPanel(QDockWidget):
             b.setDefaultAction(action)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             b.setMinimumWidth(80)
-            buttons.addWidget(b, n // 3, n % 3)
+            buttons.addWidget(b, n // 4, n % 4)
         column.addLayout(buttons)
         form = QFormLayout()
         self.diameter = QDoubleSpinBox(suffix=" mm", decimals=1, minimum=MIN_BRUSH_MM,
@@ -212,10 +213,10 @@ class ToolPanel(QDockWidget):
 
     def _show_tool_rows(self, tool: str) -> None:
         """With the AI tool, the AI section instead of the brush, fill and scissors rows (the
-        paint rules stay: the AI's result obeys them too)."""
+        paint rules stay: the AI's result obeys them too); with the ruler, none of them."""
         ai = tool == Tool.AI.value
         for row in (self.diameter, self._shape_row, self.tolerance, self.scissors):
-            self.form.setRowVisible(row, not ai)
+            self.form.setRowVisible(row, not ai and tool != Tool.RULER.value)
         self.ai.setVisible(ai)
         self.hint.setVisible(not ai)
 
@@ -229,7 +230,10 @@ class ToolPanel(QDockWidget):
                 Tool.SCISSORS: "Drag a lasso: cuts the current slice (disc) or through the "
                                "volume (sphere).",
                 Tool.AI: "Prompts segment the object in the active segment, under the paint "
-                         "rules above."}
+                         "rules above.",
+                Tool.RULER: "Drag to measure; drag an end of a ruler or RECIST axis to move "
+                            "it; click a line to select it, Delete removes a ruler or resets "
+                            "an edited axis."}
         self.hint.setText(f"{tips[c.tool]} Right drag: window/level; wheel: slices; "
                           "Esc cancels; Ctrl+Z undoes.")
 

@@ -29,7 +29,7 @@ FAKE_FINETUNE = ("import time\n"
                  "    time.sleep(0.1)\n")
 
 
-def fake_job(version: str, out: Path, validation: str, base: str) -> Job:
+def fake_job(version: str, out: Path, validation: str, base: str, any_status: bool) -> Job:
     return Job([sys.executable, "-c", FAKE_FINETUNE], name="fake-finetune")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from medseg_gui.core.review import ReviewStatus
 from medseg_gui.inference.models import resolve_model
+from medseg_gui.io.imagefile import read_image
 from medseg_gui.training.queue import TrainingQueue
 from tests.gui.workflow_helpers import open_demo, segment
 
@@ -15,18 +18,29 @@ pytestmark = pytest.mark.gui
 def test_send_to_training_lists_the_case_and_remove_deletes_it(qtbot, window):  # type: ignore[no-untyped-def]
     open_demo(qtbot, window)
     seg = segment(qtbot, window)
+    draft = seg.segments[0].review
+    assert draft is not None and draft.status is ReviewStatus.DRAFT  # the AI's, not reviewed
     # A correction: erase one slice of the AI mask, as a brush would.
     k = int(seg.labelmap.nonzero()[0][0])
     seg.labelmap[k] = 0
     window.editing.unsaved = True
     panel = window.queue_panel
+    assert not panel.send()  # a draft is not sent to training
+    assert "Nothing to send: no segment is completed" in panel.error
+    # A second segment, still in progress, is left out once the first is completed.
+    second = window.segment_panel.add_segment("Node")
+    seg.labelmap[k, :6, :6] = second
+    window.segment_panel.set_status(1, ReviewStatus.COMPLETED)
     with qtbot.waitSignal(panel.refreshed, timeout=180_000,
                           check_params_cb=lambda items: len(items) == 1):
         assert panel.send()
+    assert "left out (not completed): segment 2 'Node' (in progress)" in panel.message
     item = panel.items[0]
+    assert set(np.unique(read_image(item.mask_file).array)) == {0, 1}
     assert item.model_ref == resolve_model().ref
     assert item.draft_file is not None and item.draft_file.is_file()
-    assert item.effort.voxels_removed > 0 and item.effort.voxels_added == 0
+    # The effort is that of the whole correction: the erased slice and the painted node.
+    assert item.effort.voxels_removed > 0 and item.effort.voxels_added == 36
     assert panel.table.rowCount() == 1
     assert panel.table.item(0, 2).text() == resolve_model().ref
     assert panel.table.item(0, 3).text() == "queued"

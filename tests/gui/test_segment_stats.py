@@ -32,6 +32,7 @@ def test_table_matches_the_measurements_and_copies_as_csv(win, qtbot):  # type: 
         f"{expected.recist.short.length_mm:.2f}", f"{expected.mean:.2f}",
         f"{expected.minimum:.2f}", f"{expected.maximum:.2f}"]
     assert cells[9] == seg.segments[0].model and cells[10] == "+0 / -0 voxels"
+    assert cells[11] == ""  # no axis edited
 
     text = stats.copy_csv()
     assert QGuiApplication.clipboard().text() == text
@@ -42,16 +43,18 @@ def test_table_matches_the_measurements_and_copies_as_csv(win, qtbot):  # type: 
 
     # The axes show on the axial view at the RECIST slice, and only while switched on.
     axial = win.views[Orientation.AXIAL]
-    lines = stats.lines[Orientation.AXIAL]
+    lines = win.editing.measure.lines
     win.render_all()
     stats.go_to_recist(0)
     assert axial.view.layout.slice_index(axial.view.layout.world_to_view(
         expected.recist.long.start)[2]) == axial.view.slice_index
-    assert lines.shown == 2 and stats.lines[Orientation.CORONAL].shown == 0
+    assert lines[Orientation.AXIAL].shown == [f"{expected.recist.long.length_mm:.1f} mm",
+                                              f"{expected.recist.short.length_mm:.1f} mm"]
+    assert lines[Orientation.CORONAL].shown == []
     stats.show_recist.setChecked(False)
-    assert lines.shown == 0
+    assert lines[Orientation.AXIAL].shown == []
     stats.show_recist.setChecked(True)
-    assert lines.shown == 2
+    assert len(lines[Orientation.AXIAL].shown) == 2
 
     # An edit is measured again once the strokes stop, with its correction effort.
     win.editing.set_tool("paint")
