@@ -162,9 +162,43 @@ def test_bad_study(case: str, command: str, shared_data: Path, tmp_path: Path) -
     assert not out.parent.exists()
 
 
+def _seg_nrrd(data: Path, tmp: Path, name: str, edit: Callable[[bytes], bytes]) -> Path:
+    """The sarcoma mask written as a Slicer .seg.nrrd, then ``edit``-ed."""
+    from medseg_gui.io.label_nifti import read_label_nifti
+    from medseg_gui.io.seg_nrrd import write_seg_nrrd
+
+    full = write_seg_nrrd(read_label_nifti(data.joinpath(*STS, "CT_mask.nii.gz")),
+                          tmp / "full.seg.nrrd")
+    out = tmp / name
+    out.write_bytes(edit(full.read_bytes()))
+    full.unlink()
+    return out
+
+
+def _sizes(raw: bytes, sizes: str) -> bytes:
+    return re.sub(rb"\nsizes: [^\n]*", f"\nsizes: {sizes}".encode(), raw, count=1)
+
+
+def truncated_seg_nrrd(data: Path, tmp: Path) -> Path:
+    return _seg_nrrd(data, tmp, "truncated.seg.nrrd", lambda raw: raw[: len(raw) * 3 // 4])
+
+
+def huge_seg_nrrd(data: Path, tmp: Path) -> Path:
+    # 2.5 GB of uint8 claimed by a file of a few kB: more than its data can inflate to.
+    return _seg_nrrd(data, tmp, "huge.seg.nrrd", lambda raw: _sizes(raw, "5000 5000 100"))
+
+
+def beyond_memory_seg_nrrd(data: Path, tmp: Path) -> Path:
+    # 10^12 voxels: refused before anything is inflated or allocated.
+    return _seg_nrrd(data, tmp, "beyond.seg.nrrd", lambda raw: _sizes(raw, "100000 100000 100"))
+
+
 MASK_CASES = {
     "truncated mask": (truncated_mask, "truncated"),
     "truncated RTSTRUCT": (truncated_rtstruct, "unreadable DICOM"),
+    "truncated seg.nrrd": (truncated_seg_nrrd, "truncated"),
+    "huge seg.nrrd header": (huge_seg_nrrd, "cannot expand"),
+    "seg.nrrd beyond memory": (beyond_memory_seg_nrrd, "machine's"),
 }
 
 
@@ -173,16 +207,17 @@ def test_bad_mask_is_refused_by_export_and_the_gui(case: str, shared_data: Path,
                                                    tmp_path: Path) -> None:
     make, word = MASK_CASES[case]
     bad = make(shared_data, tmp_path)
-    study = (shared_data.joinpath(*STS, "CT_image.nii.gz") if case == "truncated mask"
-             else shared_data.joinpath(*STS_DICOM, "image"))
+    dicom = case == "truncated RTSTRUCT"
+    study = (shared_data.joinpath(*STS_DICOM, "image") if dicom
+             else shared_data.joinpath(*STS, "CT_image.nii.gz"))
     out = tmp_path / "out.nii.gz"
     assert_one_error(medseg("export", study, "--mask", bad, "--format", "nifti", "-o", out),
                      bad, word)
     assert list(tmp_path.glob("out*")) == []
     # The GUI's --labels and Open labels call load_mask on the loaded study.
     with pytest.raises(LoadError, match=word):
-        load_mask(bad, read_image(shared_data.joinpath(*STS, "CT_image.nii.gz"))
-                  if case == "truncated mask" else _dicom_study(shared_data))
+        load_mask(bad, _dicom_study(shared_data) if dicom
+                  else read_image(shared_data.joinpath(*STS, "CT_image.nii.gz")))
 
 
 def _dicom_study(shared_data: Path) -> Volume:
