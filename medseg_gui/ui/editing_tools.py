@@ -240,7 +240,8 @@ class EditingController(QObject):
         if self.editor is None:
             self.ensure_segment(name)
             return None if self.editor is None else self.editor.active_label
-        row = self.editor.add_segment(name)
+        # The segment and the first stroke painted into it are one undo step.
+        row = self.editor.add_segment(name, with_first_stroke=True)
         self._committed(None)
         return row.label
 
