@@ -232,3 +232,19 @@ def test_highdicom_files_match_highdicom(shared_data: Path, name: str) -> None:
         assert _world_voxels(layer, n + 1) == expect
     if name.endswith("overlap"):
         assert len(layers) == 2  # overlapping segments -> one Segmentation per layer
+
+
+def test_a_cancelled_seg_load_stops_between_segments(shared_data: Path) -> None:
+    from medseg_gui.core.progress import Cancelled
+    from medseg_gui.io.masks import load_mask
+
+    ct = load_volume(shared_data / DCMQI / "ct-3slice")
+    seen: list[str] = []
+
+    def progress(fraction: float, message: str) -> bool:
+        seen.append(message)
+        return not message.startswith("Decoding segment 2/")
+
+    with pytest.raises(Cancelled):
+        load_mask(shared_data / DCMQI / "partial_overlaps.dcm", ct, progress)
+    assert seen[-1] == "Decoding segment 2/5"  # segments 3-5 were never decoded

@@ -32,6 +32,7 @@ from pydicom.sr.codedict import codes
 
 from medseg_gui import __version__
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, SegmentSource
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_index import index_folder
@@ -186,7 +187,8 @@ def _segment_of(item: Dataset) -> Segment:
                    SegmentSource.MANUAL, model=model)
 
 
-def read_dicom_seg(path: str | Path, reference: Geometry | None = None) -> list[Segmentation]:
+def read_dicom_seg(path: str | Path, reference: Geometry | None = None, *,
+                   progress: Progress = no_progress) -> list[Segmentation]:
     """Read a DICOM SEG as one Segmentation per layer of non-overlapping segments.
 
     highdicom decodes the frames and places them in space (:meth:`highdicom.seg.Segmentation.
@@ -199,12 +201,16 @@ def read_dicom_seg(path: str | Path, reference: Geometry | None = None) -> list[
         The grid to place frames on (the source CT's); when ``None``, the grid is built from
         the frames, its slice axis along row x column. Frames are only moved onto the
         reference by whole voxels (highdicom's ``match_geometry``): nothing is resampled.
+    progress
+        Told before each segment is decoded; ``False`` cancels.
 
     Raises
     ------
     LoadError
         Not a SEG, frames that are not a regular grid, frames off the reference grid, or mask
         voxels outside it.
+    Cancelled
+        ``progress`` said stop.
     """
     p = Path(path)
     try:
@@ -229,7 +235,8 @@ def read_dicom_seg(path: str | Path, reference: Geometry | None = None) -> list[
     else:
         target, grid = _volume_geometry(reference), reference
     masks: dict[int, np.ndarray[Any, Any]] = {}
-    for n in numbers:
+    for done, n in enumerate(numbers):
+        check(progress, done / len(numbers), f"Decoding segment {done + 1}/{len(numbers)}")
         try:
             vol = seg.get_volume(segment_numbers=[n], combine_segments=False,
                                  rescale_fractional=True)

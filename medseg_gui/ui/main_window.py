@@ -218,7 +218,8 @@ class MainWindow(QMainWindow):
 
         def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
             volume = loader(path, scaled(progress, 0.0, 0.9 if labels else 1.0))
-            return volume, load_mask(labels, volume) if labels else None
+            return volume, load_mask(labels, volume, scaled(progress, 0.9, 1.0)) \
+                if labels else None
 
         self._start_load(work, str(path), self._on_loaded)
 
@@ -251,7 +252,8 @@ class MainWindow(QMainWindow):
         if volume is None:
             self.show_error(f"{path}: open a study before its segmentation")
             return
-        self._start_load(lambda _progress: load_mask(path, volume), Path(path).name,
+        # A newer load cancels this one; load_mask stops at its next step (not at its end).
+        self._start_load(lambda progress: load_mask(path, volume, progress), Path(path).name,
                          self._on_labels_loaded)
 
     def _on_labels_loaded(self, task: Task, seg: Segmentation) -> None:

@@ -182,6 +182,44 @@ def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ign
     assert [s.label for s in w.segmentation.segments] == [1]
 
 
+def test_a_replaced_labels_load_stops_instead_of_running_to_its_end(qtbot, tmp_path,
+                                                                     monkeypatch):  # type: ignore[no-untyped-def]
+    import threading
+
+    from medseg_gui.core.volume import Volume
+    from medseg_gui.io import masks
+    from medseg_gui.io.imagefile import write_image
+
+    gate, returned = threading.Event(), []
+
+    def held_load_mask(path, volume, progress):  # type: ignore[no-untyped-def]
+        if not returned:  # the first load waits until a second one has replaced it
+            returned.append(None)
+            gate.wait(10)
+        seg = masks.load_mask(path, volume, progress)
+        returned.append(seg)
+        return seg
+
+    monkeypatch.setattr("medseg_gui.ui.main_window.load_mask", held_load_mask)
+    volume = marker_volume("lps-iso", LEFT)
+    mask = write_image(Volume((volume.array > 0).astype(np.uint8), volume.geometry),
+                       tmp_path / "mask.nii.gz")
+    w = MainWindow(dialogs=False)
+    qtbot.addWidget(w)
+    w.set_volume(volume)
+    w.open_labels(mask)
+    first = w._task
+    ended: list[str] = []
+    first.signals.cancelled.connect(lambda _t: ended.append("cancelled"))
+    first.signals.finished.connect(lambda _t, _r: ended.append("finished"))
+    qtbot.waitUntil(lambda: len(returned) == 1, timeout=5000)  # the first is running
+    w.open_labels(mask)
+    qtbot.waitUntil(lambda: w.segmentation is not None and not w.loading, timeout=10000)
+    gate.set()
+    qtbot.waitUntil(lambda: ended == ["cancelled"], timeout=5000)
+    assert len(returned) == 2  # the replaced load read nothing: only the second returned
+
+
 @pytest.mark.parametrize("as_folder", [False, True], ids=["file", "folder"])
 def test_a_dicom_seg_opened_as_the_study_is_refused(qtbot, shared_data, tmp_path, as_folder):  # type: ignore[no-untyped-def]
     seg = tmp_path / "seg" / "liver.dcm"
