@@ -11,7 +11,6 @@ once and never deleted.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,32 +22,11 @@ from PySide6.QtWidgets import QMessageBox
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.editing.journal import JOURNAL_NAME, Journal, recover, sessions_dir
+from medseg_gui.editing.journal import JOURNAL_NAME, recover
 from medseg_gui.editing.journal import unfinished_sessions as _unfinished
 
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow
-
-
-def start_journal(volume: Volume | None, seg: Segmentation) -> Journal | None:
-    """A new journal for editing ``seg``, or ``None`` when the data folder is not writable."""
-    info = volume.info if volume is not None else None
-    g = seg.geometry
-    header: dict[str, Any] = {
-        "version": 1, "session_id": time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
-        "study_uid": info.study_uid if info else "", "series_uid": info.series_uid if info else "",
-        "shape": list(seg.labelmap.shape), "dtype": str(seg.labelmap.dtype),
-        "segments": [s.to_dict() for s in seg.segments], "created": time.time(),
-        "source": volume.source if volume is not None else "",
-        "description": (info.series_description or info.patient_name) if info else "",
-        "grid": {"spacing": list(g.spacing), "origin": list(g.origin),
-                 "direction": list(g.direction)},
-    }
-    try:
-        return Journal(sessions_dir() / header["session_id"] / JOURNAL_NAME, header,
-                       seg.labelmap)
-    except OSError:
-        return None
 
 
 def confirm_replace(window: MainWindow, force: bool = False) -> bool:

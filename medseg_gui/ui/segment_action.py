@@ -241,7 +241,7 @@ class SegmentAction(QObject):
 
     def offer_prompt_tool(self) -> None:
         """Switch to the AI prompt tool (the promptable model) and say how to use it."""
-        from medseg_gui.ui.editing_tools import Tool
+        from medseg_gui.editing.tools import Tool
 
         self.window.editing.set_tool(Tool.AI)
         self.window.statusBar().showMessage(

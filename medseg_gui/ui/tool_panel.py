@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
 
 from medseg_gui.editing import HU_PRESETS, BrushShape, MaskMode, Overwrite, PaintConstraint
 from medseg_gui.editing.regions import ScissorsOp
+from medseg_gui.editing.tools import Tool
 from medseg_gui.ui.ai_tool import AIPromptSection
-from medseg_gui.ui.editing_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, EditingController, Tool
+from medseg_gui.ui.editing_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, EditingController
 
 if TYPE_CHECKING:
     from medseg_gui.ui.main_window import MainWindow

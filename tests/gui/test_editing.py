@@ -64,7 +64,10 @@ def test_paint_in_axial_view_changes_the_voxels_under_the_mouse(win):  # type: i
     p = centre(axial) + QPoint(30, 4)  # off the crosshair line
     assert int(after[p.y(), p.x(), 0]) - int(after[p.y(), p.x(), 2]) > \
         int(before[p.y(), p.x(), 0]) - int(before[p.y(), p.x(), 2]) + 30
-    assert win.edit_actions.undo.text() == "&Undo Paint"
+    # The segment the first stroke created and the stroke are one step: one Ctrl+Z, no trace.
+    assert win.edit_actions.undo.text() == "&Undo Add segment + Paint"
+    win.edit_actions.undo.trigger()
+    assert seg.segments == [] and not seg.labelmap.any()
 
 
 def test_erase_removes_only_what_it_touches(win):  # type: ignore[no-untyped-def]

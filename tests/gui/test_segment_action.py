@@ -142,7 +142,7 @@ def test_a_study_outside_the_models_use_is_not_shown_as_a_draft(qtbot, window, s
     offers the AI prompt tool and choosing it selects that tool."""
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from medseg_gui.ui.editing_tools import Tool
+    from medseg_gui.editing.tools import Tool
 
     with qtbot.waitSignal(window.studyLoaded, timeout=120_000):
         window.open_path(shared_data / "ibsi_lung" / "dicom" / "image")
