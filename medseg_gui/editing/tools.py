@@ -198,6 +198,11 @@ class ToolBox:
         return self.job_running or any(t.busy for t in self.tools.values()) or any(
             source() for source in self.busy_sources)
 
+    def busy_besides(self, tool: PointerTool) -> bool:
+        """Whether anything but ``tool`` is running (a tool queueing its own work asks)."""
+        return self.job_running or any(t.busy for t in self.tools.values() if t is not tool) \
+            or any(source() for source in self.busy_sources)
+
     def constraint(self) -> PaintConstraint:
         """The brush's paint constraint with the locked segments in it."""
         return dataclasses.replace(self.brush.constraint, locked=frozenset(self.locked))

@@ -252,8 +252,7 @@ class AITool(QObject):
         c, volume = self.controller, self.window.volume
         if volume is None:
             return False
-        tools = getattr(self.window, "segment_tools", None)
-        if c.regions.busy or getattr(tools, "busy", False):
+        if c.toolbox.busy_besides(self):  # a fill or a Segment menu tool
             self._say("AI: wait for the running tool to finish", timeout_ms=5000)
             return False
         name = self.card.labels[0].name if self.card is not None and self.card.labels else ""

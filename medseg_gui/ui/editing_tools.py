@@ -51,8 +51,8 @@ from medseg_gui.ui.brush_cursors import BrushCursors
 from medseg_gui.ui.region_tools import RegionTools
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
     from medseg_gui.ui.slice_widget import SliceViewWidget
+    from medseg_gui.ui.viewer_window import ViewerWindow
 
 MIN_BRUSH_MM, MAX_BRUSH_MM = 0.5, 200.0
 NOTHING = "nothing"  # the effort baseline of a segmentation that started empty
@@ -72,7 +72,7 @@ _MODIFIERS = {Qt.KeyboardModifier.ShiftModifier: Modifier.SHIFT,
 
 
 class EditingController(QObject):
-    """Tool state and the mouse-to-editor glue for every slice view of a :class:`MainWindow`.
+    """Tool state and the mouse-to-editor glue for every slice view of the main window.
 
     Signals
     -------
@@ -86,6 +86,10 @@ class EditingController(QObject):
         The segment table (names, colours, rows) or the active segment changed.
     sessionChanged()
         A new segmentation (or none) is being edited.
+    settled()
+        Edits paused (debounced): time for slow followers (the 3D view's surfaces).
+    gestureChanged(bool)
+        A stroke or lasso started (True) or ended: slow redraws (the 3D view) wait meanwhile.
     """
 
     toolChanged = Signal(str)
@@ -93,15 +97,17 @@ class EditingController(QObject):
     edited = Signal(object, bool)
     tableChanged = Signal()
     sessionChanged = Signal()
+    settled = Signal()
+    gestureChanged = Signal(bool)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ViewerWindow) -> None:
         super().__init__(window)
         self.window = window
         self.toolbox = ToolBox()  # the tools' Qt-free state and logic
         self.hidden: set[int] = set()
         self.unsaved = False  # edits (or recovered edits) not yet exported
         self.baseline = "AI draft"  # what the effort readout compares with (set per session)
-        self._painting: SliceViewWidget | None = None  # the view of the gesture in progress
+        self._gesture_view: SliceViewWidget | None = None  # the view of the gesture going on
         self._dirty: set[SliceViewWidget] = set()
         self.cursors = BrushCursors(window.views)
         self.regions = RegionTools(self)  # the fill's worker, the scissors' lasso line
@@ -114,6 +120,16 @@ class EditingController(QObject):
         self._slow = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._slow.timeout.connect(self._notify_slow_followers)
         window.installEventFilter(self)
+
+    @property
+    def _painting(self) -> SliceViewWidget | None:
+        return self._gesture_view
+
+    @_painting.setter
+    def _painting(self, widget: SliceViewWidget | None) -> None:
+        was, self._gesture_view = self._gesture_view is not None, widget
+        if was != (widget is not None):
+            self.gestureChanged.emit(widget is not None)
 
     # -- state kept in the toolbox --------------------------------------------------------------
     @property
@@ -362,11 +378,8 @@ class EditingController(QObject):
             self._others.start()
 
     def _notify_slow_followers(self) -> None:
-        """Debounced: the 3D view's surfaces (when that view offers the hook)."""
-        view3d = getattr(self.window, "view3d", None)
-        hook = getattr(view3d, "segmentation_changed", None)
-        if callable(hook):
-            hook()
+        """Debounced: edits paused (the main window connects the 3D view's surfaces)."""
+        self.settled.emit()
 
     def _style_cursors(self) -> None:
         color: tuple[float, ...] = (1.0, 1.0, 1.0)

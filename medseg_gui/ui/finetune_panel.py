@@ -35,7 +35,7 @@ from medseg_gui.io.errors import LoadError
 from medseg_gui.training.jobs import Job, python_job
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 POLL_MS = 200
 VALIDATION_KEY = "finetune/validation_data"
@@ -66,7 +66,7 @@ class FinetunePanel(QWidget):
         Builds the job (default :func:`finetune_job`); tests pass a stand-in command.
     """
 
-    def __init__(self, window: MainWindow, job_factory: JobFactory = finetune_job) -> None:
+    def __init__(self, window: Workstation, job_factory: JobFactory = finetune_job) -> None:
         super().__init__()
         self.window_ = window
         self.job_factory = job_factory
@@ -140,7 +140,7 @@ class FinetunePanel(QWidget):
         settings = QSettings()
         key = validation_key(model_id)
         folder = str(settings.value(key, "") or "")
-        if not folder and self.window_._dialogs:
+        if not folder and self.window_.dialogs:
             folder = QFileDialog.getExistingDirectory(
                 self, f"Held-out validation cases of {model_id} (prepared folder)")
             if folder:
@@ -226,7 +226,7 @@ class FinetunePanel(QWidget):
         return False
 
 
-def install_finetune_panel(window: MainWindow, dock_body: QWidget) -> FinetunePanel:
+def install_finetune_panel(window: Workstation, dock_body: QWidget) -> FinetunePanel:
     """Add the panel below the Training queue table (``dock_body`` is the dock's widget)."""
     panel = FinetunePanel(window)
     layout = dock_body.layout()

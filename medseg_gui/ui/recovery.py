@@ -26,14 +26,14 @@ from medseg_gui.editing.journal import JOURNAL_NAME, recover
 from medseg_gui.editing.journal import unfinished_sessions as _unfinished
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 
-def confirm_replace(window: MainWindow, force: bool = False) -> bool:
-    """Whether the edited segmentation may be replaced (``MainWindow.confirm_replace_edits``)."""
+def confirm_replace(window: Workstation, force: bool = False) -> bool:
+    """Whether the edited segmentation may be replaced (the window's confirm_replace_edits)."""
     if force or not window.editing.has_edits:
         return True
-    if not window._dialogs:
+    if not window.dialogs:
         return False
     return QMessageBox.question(
         window, "Replace your edits?", "The segmentation has corrections. Replace it anyway? "
@@ -87,7 +87,7 @@ def _geometry(header: dict[str, Any], volume: Volume) -> Geometry:
 class RecoveryManager(QObject):
     """Offers unfinished sessions at start and restores one onto the loaded study."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__(window)
         self.window = window
         self._waiting: PendingSession | None = None
