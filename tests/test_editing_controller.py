@@ -22,15 +22,7 @@ from medseg_gui.editing.base import ViewAxis
 from medseg_gui.editing.brush import BrushShape
 from medseg_gui.editing.editor import SegmentEditor
 from medseg_gui.editing.regions import ScissorsOp
-from medseg_gui.editing.tools import (
-    IGNORED,
-    Button,
-    Modifier,
-    PointerEvent,
-    Reply,
-    Tool,
-    ToolBox,
-)
+from medseg_gui.editing.tools import IGNORED, Button, Modifier, PointerEvent, Reply, Tool, ToolBox
 from medseg_gui.io.imagefile import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +85,8 @@ def test_a_paint_stroke_is_one_undo_step_in_the_view_plane(box: ToolBox) -> None
     editor.active_label = 2
     box.active = Tool.PAINT
     i, j, k = _centre(seg)
-    assert box.press(_at((i - 30, j, k))).redraw
+    started = box.press(_at((i - 30, j, k)))
+    assert started.redraw and started.began  # the host redraws and follows the gesture
     for step in range(1, 7):
         assert box.move(_at((i - 30 + 5 * step, j, k))).handled
     reply = box.release(_at((i, j, k)))
@@ -134,7 +127,7 @@ def test_navigate_other_buttons_and_points_off_the_image(box: ToolBox) -> None:
     assert box.press(_at(_centre(seg))) == IGNORED  # navigate: the view moves the crosshair
     box.active = Tool.PAINT
     assert box.press(_at(_centre(seg), Button.RIGHT)) == IGNORED  # window/level drag
-    assert box.press(_at(None)) == Reply(True)  # off the image: taken, nothing painted
+    assert box.press(_at(None)) == Reply(True)  # off the image: taken, nothing begun
     assert not _editor(box).stroking
 
 
@@ -159,7 +152,7 @@ def test_scissors_cut_the_lasso_through_one_slice(box: ToolBox) -> None:
     box.tools[Tool.SCISSORS].op = ScissorsOp.ERASE_INSIDE  # type: ignore[attr-defined]
     i, j, k = _centre(seg)
     square = [(i - 40, j - 40, k), (i + 40, j - 40, k), (i + 40, j + 40, k), (i - 40, j + 40, k)]
-    box.press(_at(square[0]))
+    assert box.press(_at(square[0])).began
     for p in square[1:]:
         assert box.move(_at(p)).redraw
     assert not box.move(_at(square[1], view="coronal")).handled  # the lasso stays in its view

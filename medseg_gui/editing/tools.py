@@ -118,6 +118,8 @@ class Reply:
         Work that returns a change, for the host to run off the GUI thread and then commit.
     redraw
         The event's view changed under the pointer: draw it now.
+    began
+        A press started a gesture (a stroke, a lasso) that ends at the release in this view.
     message
         A line for the status bar (why the event was refused).
     """
@@ -127,6 +129,7 @@ class Reply:
     change: Change | None = None
     job: Job | None = None
     redraw: bool = False
+    began: bool = False
     message: str = ""
 
 
@@ -248,7 +251,10 @@ class _EditTool:
         self.view: Hashable | None = None  # where the gesture in progress began
 
     def _refused(self, event: PointerEvent) -> Reply | None:
-        """The reply to a press the tool must not act on (locked, no segment, off the image)."""
+        """The reply to a press the tool must not act on: not the left button (ignored), a
+        locked or missing segment (a message), or a point off the image (taken, no effect)."""
+        if event.button is not Button.LEFT:
+            return IGNORED
         refusal = self.box.refusal()
         if refusal:
             return Reply(True, message=refusal)
@@ -266,8 +272,6 @@ class BrushTool(_EditTool):
         self.erase = erase
 
     def press(self, event: PointerEvent) -> Reply:
-        if event.button is not Button.LEFT:
-            return IGNORED
         refused = self._refused(event)
         if refused is not None:
             return refused
@@ -277,7 +281,7 @@ class BrushTool(_EditTool):
                                        constraint=self.box.constraint())
         editor.begin_stroke(event.ijk, erase=self.erase, settings=settings)
         self.view = event.view
-        return Reply(True, redraw=True)
+        return Reply(True, redraw=True, began=True)
 
     def move(self, event: PointerEvent) -> Reply:
         editor = self.box.editor
@@ -312,8 +316,6 @@ class FillTool(_EditTool):
         self.tolerance_hu = 60.0
 
     def press(self, event: PointerEvent) -> Reply:
-        if event.button is not Button.LEFT:
-            return IGNORED
         refused = self._refused(event)
         if refused is not None:
             return refused
@@ -352,14 +354,12 @@ class ScissorsTool(_EditTool):
         self.lasso: list[tuple[float, float, float]] = []
 
     def press(self, event: PointerEvent) -> Reply:
-        if event.button is not Button.LEFT:
-            return IGNORED
         refused = self._refused(event)
         if refused is not None:
             return refused
         assert event.ijk is not None
         self.lasso, self.view = [event.ijk], event.view
-        return Reply(True)
+        return Reply(True, began=True)
 
     def move(self, event: PointerEvent) -> Reply:
         if not self._mine(event):

@@ -441,8 +441,7 @@ class EditingController(QObject):
             if self.window.volume is None or self.ensure_segment() is None:
                 return True
         reply = self.toolbox.press(self.pointer_event(widget, ev))
-        if tool in GESTURE_TOOLS and reply.handled and self.toolbox.tool is not None and \
-                getattr(self.toolbox.tool, "view", None) is widget:
+        if reply.began:
             self._painting = widget
         if tool in BRUSH_TOOLS and reply.handled:
             self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
