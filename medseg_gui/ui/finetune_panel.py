@@ -97,10 +97,9 @@ class FinetunePanel(QWidget):
         column.addWidget(self.label)
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self.poll)
-        segment = getattr(window, "segment_action", None)
-        if segment is not None:  # yield to interactive segmentation
-            segment.started.connect(self.pause)
-            segment.ended.connect(self.resume)
+        # Yield to interactive segmentation (installed before the queue dock and this panel).
+        window.segment_action.started.connect(self.pause)
+        window.segment_action.ended.connect(self.resume)
 
     @property
     def running(self) -> bool:
@@ -126,8 +125,7 @@ class FinetunePanel(QWidget):
         out = registry.user / base.model_id / version
         self.new_ref, self.result = f"{base.model_id}:{version}", ""
         self.job = self.job_factory(version, out, validation, base.ref).start()
-        segment = getattr(self.window_, "segment_action", None)
-        if segment is not None and segment.running:
+        if self.window_.segment_action.running:
             self.job.pause()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

@@ -156,8 +156,7 @@ class QueuePanel(QDockWidget):
         if not volume.geometry.same_grid(seg.geometry):
             return self._fail("The mask is not on the study's voxel grid")
         mask = seg.labelmap.copy()  # a snapshot: editing may go on meanwhile
-        draft = getattr(w, "segment_action", None)
-        ai = draft is not None and draft.draft is seg
+        ai = w.segment_action.draft is seg
         model_ref = next((s.model for s in seg.segments if s.model), "")
         args = (volume.source, volume.info.series_uid or None, seg.geometry, mask,
                 editor.draft if ai else None, model_ref, list(editor.intervals))
