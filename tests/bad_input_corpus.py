@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -188,6 +189,37 @@ def slice_displaced_25_m(data: Path, tmp: Path) -> Path:
     return series_with_moved_slice(data, tmp, 20, 25000.0).parent
 
 
+def _seg_nrrd(data: Path, tmp: Path, name: str, edit: Callable[[bytes], bytes]) -> Path:
+    """The sarcoma mask written as a Slicer .seg.nrrd, then ``edit``-ed."""
+    from medseg_gui.io.label_nifti import read_label_nifti
+    from medseg_gui.io.seg_nrrd import write_seg_nrrd
+
+    full = write_seg_nrrd(read_label_nifti(data.joinpath(*STS, "CT_mask.nii.gz")),
+                          tmp / "full.seg.nrrd")
+    out = tmp / name
+    out.write_bytes(edit(full.read_bytes()))
+    full.unlink()
+    return out
+
+
+def _sizes(raw: bytes, sizes: str) -> bytes:
+    return re.sub(rb"\nsizes: [^\n]*", f"\nsizes: {sizes}".encode(), raw, count=1)
+
+
+def truncated_seg_nrrd(data: Path, tmp: Path) -> Path:
+    return _seg_nrrd(data, tmp, "truncated.seg.nrrd", lambda raw: raw[: len(raw) * 3 // 4])
+
+
+def huge_seg_nrrd(data: Path, tmp: Path) -> Path:
+    # 2.5 GB of uint8 claimed by a file of a few kB: more than its data can inflate to.
+    return _seg_nrrd(data, tmp, "huge.seg.nrrd", lambda raw: _sizes(raw, "5000 5000 100"))
+
+
+def beyond_memory_seg_nrrd(data: Path, tmp: Path) -> Path:
+    # 10^12 voxels: refused before anything is inflated or allocated.
+    return _seg_nrrd(data, tmp, "beyond.seg.nrrd", lambda raw: _sizes(raw, "100000 100000 100"))
+
+
 # case -> (maker, a word the one-line error must hold)
 STUDY_CASES: dict[str, tuple[Maker, str]] = {
     "truncated NRRD": (truncated_nrrd, "truncated"),
@@ -214,6 +246,9 @@ MASK_CASES: dict[str, tuple[Maker, str]] = {
     "truncated mask": (truncated_mask, "truncated"),
     "truncated RTSTRUCT": (truncated_rtstruct, "unreadable DICOM"),
     "NaN mask": (nan_mask, "101 NaN"),
+    "truncated seg.nrrd": (truncated_seg_nrrd, "truncated"),
+    "huge seg.nrrd header": (huge_seg_nrrd, "cannot expand"),
+    "seg.nrrd beyond memory": (beyond_memory_seg_nrrd, "machine's"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -124,12 +125,15 @@ def test_terminal_progress() -> None:
     tty = _Terminal()
     in_place = TerminalProgress(tty)
     in_place(0.1, "a long first message")
+    time.sleep(0.15)  # tqdm redraws at most every 0.1 s
     in_place(0.2, "short")
     drawn = tty.getvalue().split("\r")
-    assert len(drawn[1]) == len(drawn[2])  # the shorter line covers the longer one
-    assert drawn[2].rstrip().endswith("] short")
+    assert drawn[1].startswith("[ 10.0%") and drawn[1].endswith("] a long first message")
+    assert drawn[2].startswith("[ 20.0%") and drawn[2].rstrip().endswith("] short")
+    assert len(drawn[2]) >= len(drawn[1])  # the shorter line covers the longer one
     in_place.clear()
-    assert tty.getvalue().endswith("\r" + " " * len(drawn[2].rstrip()) + "\r")
+    wiped = tty.getvalue().split("\r")[-2]
+    assert wiped.strip() == "" and len(wiped) >= len(drawn[2].rstrip())  # the line is blanked
 
 
 def test_medseg_home(medseg_home) -> None:  # type: ignore[no-untyped-def]

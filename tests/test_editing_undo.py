@@ -163,3 +163,57 @@ def test_journal_replays_a_group_and_its_undo(seg: Segmentation, tmp_path: Path)
     journal.flush()
     np.testing.assert_array_equal(recover(tmp_path / "j.msj").labelmap, base)
     editor.close()
+
+
+def _paint(editor: SegmentEditor, at: tuple[float, float, float]) -> None:
+    from medseg_gui.editing.brush import BrushSettings
+
+    editor.begin_stroke(at, settings=BrushSettings(12.0))
+    editor.continue_stroke((at[0] + 10, at[1] + 4, at[2]))
+
+
+def test_a_segment_added_to_paint_is_one_step_with_its_first_stroke(seg: Segmentation,
+                                                                     tmp_path: Path) -> None:
+    base, table = seg.labelmap.copy(), list(seg.segments)
+    journal = Journal(tmp_path / "j.msj", {"shape": list(SHAPE), "dtype": "uint8"}, base)
+    editor = SegmentEditor(seg, journal=journal)
+    row = editor.add_segment("Lymph node", with_first_stroke=True)
+    assert editor.history.undo_name() == "Add segment" and not editor.history.can_redo()
+    _paint(editor, (100.0, 100.0, 50.0))
+    step = editor.end_stroke()
+    assert step is not None and step.name == "Add segment + Paint" and len(editor.history) == 1
+    painted = seg.labelmap.copy()
+    assert (painted == row.label).sum() > 100
+    editor.undo()  # one Ctrl+Z: neither the segment nor its paint is left
+    np.testing.assert_array_equal(seg.labelmap, base)
+    assert seg.segments == table
+    editor.redo()
+    np.testing.assert_array_equal(seg.labelmap, painted)
+    assert seg.segments[-1].name == "Lymph node"
+    journal.flush()  # the journal holds the parts; replayed they give the same map
+    np.testing.assert_array_equal(recover(tmp_path / "j.msj").labelmap, painted)
+    _paint(editor, (300.0, 300.0, 50.0))  # the second stroke is a step of its own
+    assert editor.end_stroke() is not None and len(editor.history) == 2
+    editor.close()
+
+
+def test_another_edit_or_undo_leaves_the_added_segment_its_own_step(seg: Segmentation) -> None:
+    editor = SegmentEditor(seg)
+    editor.add_segment("Node 2", with_first_stroke=True)
+    editor.apply(grow_shrink(seg, 1, 2.0))  # not a stroke: the addition stays apart
+    assert len(editor.history) == 2 and editor.history.undo_name() == "Grow"
+    editor.undo()
+    editor.undo()
+    assert [s.name for s in seg.segments] == ["Tumour", "Node"]
+    editor.add_segment("Node 3", with_first_stroke=True)
+    assert editor.undo() is not None and [s.name for s in seg.segments] == ["Tumour", "Node"]
+    assert not editor.history.grouping  # undo closed the waiting group first
+    _paint(editor, (100.0, 100.0, 50.0))  # a stroke after that is a plain step
+    assert editor.end_stroke() is not None and editor.history.undo_name() == "Paint"
+
+
+def test_history_open_and_close_group() -> None:
+    history = History()
+    assert history.open_group("a") and not history.open_group("b")  # the second joins
+    seg = Segmentation(np.zeros((2, 2, 2), np.uint8), Geometry((2, 2, 2)))
+    assert history.close_group(seg) is None and not history.grouping  # nothing was done

@@ -56,24 +56,51 @@ def test_rtstruct_round_trip(sts: tuple[Volume, Segmentation], tmp_path: Path) -
 
 def test_surfaces_in_world_mm(sts: tuple[Volume, Segmentation], tmp_path: Path) -> None:
     ct, seg = sts
-    mesh = segment_mesh(seg, 1)
+    raw = segment_mesh(seg, 1, smoothing=False)
     # the closed surface encloses the mask's volume to within the half-voxel rim
     vox_mm3 = seg.voxel_volume_ml() * 1000 * int(seg.mask(1).sum())
-    assert mesh.signed_volume_mm3() == pytest.approx(vox_mm3, rel=0.08)
+    assert raw.signed_volume_mm3() == pytest.approx(vox_mm3, rel=0.08)
     kji = np.argwhere(seg.mask(1))
     centres = ct.geometry.index_to_world(kji[:, ::-1])
-    lo, hi = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
+    lo, hi = raw.vertices.min(axis=0), raw.vertices.max(axis=0)
     half = np.asarray(ct.geometry.spacing) / 2
     assert np.allclose(lo, centres.min(axis=0) - half, atol=1e-6)
     assert np.allclose(hi, centres.max(axis=0) + half, atol=1e-6)
+    # smoothing (what the 3D view shows and the files hold) moves vertices, not the volume
+    mesh = segment_mesh(seg, 1)
+    assert np.array_equal(mesh.faces, raw.faces)
+    assert 0.1 < np.linalg.norm(mesh.vertices - raw.vertices, axis=1).mean() < 1.0
+    assert mesh.signed_volume_mm3() == pytest.approx(raw.signed_volume_mm3(), rel=0.03)
     paths = export_surfaces(seg, tmp_path / "stl", "stl")
     assert [p.name for p in paths] == ["1_GTV.stl", "2_Dense.stl"]
     tris, _normals = read_stl(paths[0])
-    assert len(tris) == len(mesh.faces)
-    assert np.allclose(tris.reshape(-1, 3).min(axis=0), lo, atol=1e-3)
+    assert np.allclose(tris, mesh.vertices[mesh.faces], atol=1e-4, rtol=0)
     (obj,) = export_surfaces(seg, tmp_path / "s.obj", "obj")
     text = obj.read_text()
     assert text.count("\no ") == 2 and "o GTV" in text
+
+
+def test_surface_smoothing_equals_vtk_windowed_sinc(sts: tuple[Volume, Segmentation]) -> None:
+    """The export's smoothing is VTK's windowed-sinc filter at the 3D view's former settings."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkFiltersCore import vtkWindowedSincPolyDataFilter
+
+    from medseg_gui.io.surfaces import PASS_BAND, SMOOTHING_ITERATIONS, windowed_sinc
+    from medseg_gui.rendering.surfaces import mesh_polydata
+
+    _, seg = sts
+    raw = segment_mesh(seg, 1, smoothing=False)
+    vtk_filter = vtkWindowedSincPolyDataFilter()
+    vtk_filter.SetInputData(mesh_polydata(raw))
+    vtk_filter.SetNumberOfIterations(SMOOTHING_ITERATIONS)
+    vtk_filter.SetPassBand(PASS_BAND)
+    vtk_filter.BoundarySmoothingOff()
+    vtk_filter.FeatureEdgeSmoothingOff()
+    vtk_filter.NonManifoldSmoothingOn()
+    vtk_filter.NormalizeCoordinatesOn()
+    vtk_filter.Update()
+    theirs = vtk_to_numpy(vtk_filter.GetOutput().GetPoints().GetData())
+    assert np.abs(windowed_sinc(raw.vertices, raw.faces) - theirs).max() < 1e-9
 
 
 def test_longest_diameter_and_report(sts: tuple[Volume, Segmentation], tmp_path: Path) -> None:

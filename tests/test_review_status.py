@@ -25,7 +25,7 @@ from medseg_gui.io.errors import LoadError
 from medseg_gui.io.label_nifti import read_label_nifti, write_label_nifti
 from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
-from medseg_gui.io.review_status import review_from_tags, seg_description
+from medseg_gui.io.review_status import review_from_slicer, seg_description
 from medseg_gui.io.seg_nrrd import read_seg_nrrd, write_seg_nrrd
 from medseg_gui.training.finetune_data import prepare_queue, select_queue
 from medseg_gui.training.queue import TrainingQueue
@@ -93,9 +93,9 @@ def test_seg_nrrd_round_trip_with_slicer_tags(sts: tuple[Volume, Segmentation],
     assert back.segments[1].review == Review(ReviewStatus.COMPLETED)
     assert _reviews(back)[2:] == STATUSES[2:]
     # A file written by Slicer alone: only its status tag.
-    assert review_from_tags("Segmentation.Status:inprogress|TerminologyEntry:x~y|") == \
+    assert review_from_slicer("inprogress", {"Some field": "x"}) == \
         Review(ReviewStatus.IN_PROGRESS)
-    assert review_from_tags("Segmentation.Status:bogus|") is None
+    assert review_from_slicer("bogus", {}) is None
 
 
 def test_dicom_seg_round_trip_in_segment_description(sts: tuple[Volume, Segmentation],

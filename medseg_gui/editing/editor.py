@@ -9,6 +9,7 @@ Typical use::
 
     editor = SegmentEditor(seg, volume.array, draft=seg.labelmap.copy(), journal=journal)
     editor.add_listener(lambda region: overlay.update(region))
+    editor.add_segment("Tumour", with_first_stroke=True)   # joins the next stroke's step
     editor.begin_stroke(ijk)          # mouse press
     editor.continue_stroke(ijk)       # mouse move
     editor.end_stroke()               # mouse release: one undo step
@@ -78,6 +79,7 @@ class SegmentEditor:
         self.annotations: AnnotationStore | None = None
         self._listeners: list[Listener] = []
         self._stroke: BrushStroke | None = None
+        self._waiting = False  # an added segment's group waits for the first stroke
 
     # -- notifications ---------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -127,7 +129,13 @@ class SegmentEditor:
         if stroke is None:
             return None
         edit = stroke.finish()
-        return None if edit is None else self._record(edit)
+        if edit is None:
+            return None
+        edit = self._record(edit)
+        if self._waiting:  # the new segment and its first stroke: one step
+            self._waiting = False
+            return self.history.close_group(self.segmentation, f"Add segment + {edit.name}")
+        return edit
 
     def cancel_stroke(self) -> None:
         """Escape during a stroke: undo its stamps and forget it."""
@@ -142,6 +150,10 @@ class SegmentEditor:
         """Commit a tool's :class:`Change` as one undo step; ``None`` if nothing changed."""
         if self._stroke is not None:
             self.end_stroke()
+        self.end_waiting()
+        return self._apply(change)
+
+    def _apply(self, change: Change) -> Edit | None:
         seg = self.segmentation
         old = None if change.region is None else seg.labelmap[change.region].copy()
         before = tuple(seg.segments)
@@ -192,14 +204,25 @@ class SegmentEditor:
         """
         if self._stroke is not None:
             self.end_stroke()
+        self.end_waiting()
         with self.history.group(name, self.segmentation):
             yield
+
+    def end_waiting(self) -> Edit | None:
+        """Close the group an :meth:`add_segment` opened for the first stroke, which did not
+        come (another tool ran, undo, or the session ends): the segment's addition is then a
+        step of its own, returned."""
+        if not self._waiting:
+            return None
+        self._waiting = False
+        return self.history.close_group(self.segmentation)
 
     # -- undo / redo -------------------------------------------------------------------------
     def undo(self) -> Edit | None:
         """Ctrl+Z: revert the last step; returns it (its ``region`` needs redrawing)."""
         if self._stroke is not None:
             self.end_stroke()
+        self.end_waiting()
         edit = self.history.undo(self.segmentation)
         if edit is not None:
             self._after_history(edit, undo=True)
@@ -207,6 +230,7 @@ class SegmentEditor:
 
     def redo(self) -> Edit | None:
         """Ctrl+Y: re-apply the last undone step."""
+        self.end_waiting()
         edit = self.history.redo(self.segmentation)
         if edit is not None:
             self._after_history(edit, undo=False)
@@ -253,10 +277,21 @@ class SegmentEditor:
         return edit
 
     # -- segment table -----------------------------------------------------------------------
-    def add_segment(self, name: str = "", color: tuple[int, int, int] | None = None) -> Segment:
-        """Add an empty segment and make it active."""
+    def add_segment(self, name: str = "", color: tuple[int, int, int] | None = None, *,
+                    with_first_stroke: bool = False) -> Segment:
+        """Add an empty segment and make it active.
+
+        With ``with_first_stroke`` the addition and the next brush stroke are one undo step
+        (a history group stays open until that stroke ends, :meth:`end_waiting`): one Ctrl+Z
+        takes back the segment the user added to paint, with its paint. Any other edit, an
+        undo or a redo first closes the group, leaving the addition a step of its own.
+        """
+        if self._stroke is not None:
+            self.end_stroke()
+        self.end_waiting()
         change, row = add_segment(self.segmentation, name, color=color)
-        self.apply(change)
+        self._waiting = with_first_stroke and self.history.open_group("Add segment")
+        self._apply(change)
         self.active_label = row.label
         return row
 
@@ -278,6 +313,7 @@ class SegmentEditor:
         """End the session cleanly: finish a stroke, flush and close the journal."""
         if self._stroke is not None:
             self.end_stroke()
+        self.end_waiting()
         if self.journal is not None:
             self.journal.close(clean=True)
             self.journal = None

@@ -178,6 +178,7 @@ class History:
         self._bytes = 0
         self.evicted = 0
         self._group: list[Edit] | None = None  # the edits of the open group, oldest first
+        self._group_name = ""
 
     @property
     def nbytes(self) -> int:
@@ -188,17 +189,22 @@ class History:
         return len(self._undo)
 
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return bool(self._undo or self._group)
 
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return bool(self._redo) and not self._group
 
     def undo_name(self) -> str | None:
-        """Name of the step :meth:`undo` would revert (for "Undo <name>")."""
+        """Name of the step an undo would revert (for "Undo <name>"): an open group's with
+        edits, which its owner closes before undoing (:meth:`SegmentEditor.undo`)."""
+        if self._group:
+            return self._group_name
         return self._undo[-1].name if self._undo else None
 
     def redo_name(self) -> str | None:
-        return self._redo[-1].name if self._redo else None
+        """Name of the step :meth:`redo` would re-apply; none while an open group holds edits
+        (closing it clears the redo stack)."""
+        return self._redo[-1].name if self._redo and not self._group else None
 
     @property
     def grouping(self) -> bool:
@@ -252,15 +258,33 @@ class History:
         if self._group is not None:
             yield
             return
-        self._group = []
+        self.open_group(name)
         try:
             yield
         finally:
-            edits, self._group = self._group, None
-            self._bytes -= sum(e.nbytes for e in edits)
-            merged = merge_edits(name, edits, seg)
-            if merged is not None:
-                self.push(merged)
+            self.close_group(seg)
+
+    def open_group(self, name: str) -> bool:
+        """Start a group that :meth:`close_group` ends: the edits pushed until then become one
+        undo step ``name``. For a group spanning several events (a mouse press to its
+        release), where a ``with`` block cannot. Returns False (and changes nothing) when a
+        group is already open: the caller's edits join that one."""
+        if self._group is not None:
+            return False
+        self._group, self._group_name = [], name
+        return True
+
+    def close_group(self, seg: Segmentation, name: str | None = None) -> Edit | None:
+        """End the open group: its edits, merged, become one undo step (``name``, or the name
+        it was opened with); returns that step, ``None`` if it changed nothing."""
+        if self._group is None:
+            return None
+        edits, self._group = self._group, None
+        self._bytes -= sum(e.nbytes for e in edits)
+        merged = merge_edits(name or self._group_name, edits, seg)
+        if merged is not None:
+            self.push(merged)
+        return merged
 
     def _refuse_in_group(self) -> None:
         if self._group is not None:

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from medseg_gui.core.paths import data_dir
-from medseg_gui.core.segmentation import Segment
+from medseg_gui.core.segmentation import Segment, Segmentation
+from medseg_gui.core.volume import Volume
 from medseg_gui.editing.base import LabelArray
 from medseg_gui.editing.history import Edit, unpack_mask
 
@@ -242,3 +243,25 @@ def unfinished_sessions() -> list[Path]:
         if records and records[-1][:1] != b"C":
             out.append(folder)
     return out
+
+
+def start_session_journal(volume: Volume | None, seg: Segmentation) -> Journal | None:
+    """A new journal for an editing session of ``seg`` (its header names the study, so that
+    recovery can reopen it), or ``None`` when the data folder is not writable."""
+    info = volume.info if volume is not None else None
+    g = seg.geometry
+    header: dict[str, Any] = {
+        "version": 1, "session_id": time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
+        "study_uid": info.study_uid if info else "", "series_uid": info.series_uid if info else "",
+        "shape": list(seg.labelmap.shape), "dtype": str(seg.labelmap.dtype),
+        "segments": [s.to_dict() for s in seg.segments], "created": time.time(),
+        "source": volume.source if volume is not None else "",
+        "description": (info.series_description or info.patient_name) if info else "",
+        "grid": {"spacing": list(g.spacing), "origin": list(g.origin),
+                 "direction": list(g.direction)},
+    }
+    try:
+        return Journal(sessions_dir() / header["session_id"] / JOURNAL_NAME, header,
+                       seg.labelmap)
+    except OSError:
+        return None

@@ -7,12 +7,13 @@ algorithm identification ``name``/``version`` taken from ``Segment.model`` (``"i
 Segment numbers must run 1..n, so labels are numbered in ascending order; a table with labels
 1..n (the usual case) reopens voxel-identical.
 
-Reading is done here from the frame headers (position, orientation, segment number) so that BINARY,
-FRACTIONAL (a voxel belongs where the fraction is >= 0.5) and LABELMAP SEGs, sparse ones (empty
-frames omitted) and overlapping segments all land on one grid: the source CT's when given,
-else the smallest regular grid holding every frame. Overlap policy: one label map cannot hold
-two segments in one voxel, so segments are packed greedily into *layers* (as Slicer does) and
-one Segmentation per layer is returned; without overlaps that is a single Segmentation.
+Reading goes through highdicom (``Segmentation.get_volume``), which decodes BINARY, FRACTIONAL
+(a voxel belongs where the fraction is >= 0.5) and LABELMAP SEGs, sparse ones (empty frames
+omitted) and places every frame in space; the frames are then moved onto one grid by whole
+voxels (``Volume.match_geometry``): the source CT's when given, else the regular grid of the
+frames. Overlap policy: one label map cannot hold two segments in one voxel, so segments are
+packed greedily into *layers* (as Slicer does) and one Segmentation per layer is returned;
+without overlaps that is a single Segmentation.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydicom.sr.codedict import codes
 
 from medseg_gui import __version__
 from medseg_gui.core.geometry import Geometry
+from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, SegmentSource
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_index import index_folder
@@ -166,13 +168,6 @@ def write_dicom_seg(seg: Segmentation, sources: Sequence[Path | Dataset], path: 
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _first(ds: Dataset, frame: Dataset | None, seq: str, attr: str) -> Any:
-    for holder in (frame, ds.get("SharedFunctionalGroupsSequence", [None])[0]):
-        if holder is not None and seq in holder and attr in holder[seq][0]:
-            return holder[seq][0][attr].value
-    return None
-
-
 def _segment_of(item: Dataset) -> Segment:
     def cc(seq: str) -> CodedConcept:
         c = item[seq][0]
@@ -195,76 +190,101 @@ def _segment_of(item: Dataset) -> Segment:
                    SegmentSource.MANUAL, model=model, review=seg_review(item))
 
 
-def _grid(path: Path, rows: int, cols: int, iop: Sequence[float], spacing: Sequence[float],
-          positions: np.ndarray[Any, Any], between: float | None) -> Geometry:
-    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
-    normal = np.cross(row, col)
-    depth = positions @ normal
-    uniq = np.unique(np.round(depth, 3))
-    steps = np.diff(uniq)
-    dz = between or (float(steps.min()) if steps.size else 1.0)
-    n = int(np.rint((uniq[-1] - uniq[0]) / dz)) + 1 if uniq.size else 1
-    origin = positions[int(np.argmin(depth))]
-    return Geometry(shape=(n, rows, cols), spacing=(float(spacing[1]), float(spacing[0]), dz),
-                    origin=tuple(origin), direction=tuple(np.stack([row, col, normal], 1).ravel()))
-
-
-def read_dicom_seg(path: str | Path, reference: Geometry | None = None) -> list[Segmentation]:
+def read_dicom_seg(path: str | Path, reference: Geometry | None = None, *,
+                   progress: Progress = no_progress) -> list[Segmentation]:
     """Read a DICOM SEG as one Segmentation per layer of non-overlapping segments.
+
+    highdicom decodes the frames and places them in space (:meth:`highdicom.seg.Segmentation.
+    get_volume`, one segment at a time so that only one segment's mask is held besides the
+    result); a FRACTIONAL segment holds the voxels whose fraction is at least 0.5.
 
     Parameters
     ----------
     reference
         The grid to place frames on (the source CT's); when ``None``, the grid is built from
-        the frames. Frames must fall on slices of the reference: nothing is resampled.
+        the frames, its slice axis along row x column. Frames are only moved onto the
+        reference by whole voxels (highdicom's ``match_geometry``): nothing is resampled.
+    progress
+        Told before each segment is decoded; ``False`` cancels.
 
     Raises
     ------
     LoadError
-        Not a SEG, a frame off the grid, or a frame orientation other than the grid's.
+        Not a SEG, frames that are not a regular grid, frames off the reference grid, or mask
+        voxels outside it.
+    Cancelled
+        ``progress`` said stop.
     """
     p = Path(path)
     try:
-        ds = pydicom.dcmread(p)
-        if str(ds.SOPClassUID) not in (SEG_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.66.7"):
-            raise LoadError(p, f"not a DICOM SEG (SOP class {ds.SOPClassUID})")
-        frames = ds.pixel_array.reshape(int(ds.get("NumberOfFrames", 1)), ds.Rows, ds.Columns)
+        head = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[
+            "SOPClassUID", "Rows", "Columns", "SegmentationType"])
+        if str(head.get("SOPClassUID", "")) not in (SEG_SOP_CLASS,
+                                                    "1.2.840.10008.5.1.4.1.1.66.7"):
+            raise LoadError(p, f"not a DICOM SEG (SOP class {head.get('SOPClassUID', 'none')})")
+        # Lazily, frames are read from the file as each segment's volume asks for them
+        # (2x faster on a 300-frame SEG); highdicom cannot do that for BINARY frames whose
+        # bit-packed pixels do not end on a byte.
+        lazy = head.get("SegmentationType") != "BINARY" or \
+            int(head.get("Rows", 0)) * int(head.get("Columns", 0)) % 8 == 0
+        with warnings.catch_warnings():  # highdicom's notes on optional attributes
+            warnings.simplefilter("ignore", UserWarning)
+            seg = hd.seg.segread(p, lazy_frame_retrieval=lazy)
+        numbers = [n for n in seg.segment_numbers if n > 0]  # a LABELMAP's 0 is background
+        segs = {n: _segment_of(seg.get_segment_description(n)) for n in numbers}
     except LoadError:
         raise
     except Exception as exc:
         raise LoadError(p, f"not a readable DICOM SEG ({type(exc).__name__}: {exc})") from exc
-    kind = str(ds.SegmentationType)
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * len(frames)
-    positions = np.array([[float(v) for v in _first(ds, f, "PlanePositionSequence",
-                                                     "ImagePositionPatient")] for f in per_frame])
-    iop = [float(v) for v in _first(ds, per_frame[0], "PlaneOrientationSequence",
-                                    "ImageOrientationPatient")]
-    spacing = [float(v) for v in _first(ds, per_frame[0], "PixelMeasuresSequence",
-                                        "PixelSpacing")]
-    between = _first(ds, per_frame[0], "PixelMeasuresSequence", "SpacingBetweenSlices")
-    grid = reference or _grid(p, ds.Rows, ds.Columns, iop, spacing, positions,
-                              float(between) if between else None)
-    d = grid.direction_matrix
-    if not (np.allclose(d[:, 0], iop[:3], atol=1e-3) and np.allclose(d[:, 1], iop[3:], atol=1e-3)
-            and grid.shape[1:] == (ds.Rows, ds.Columns)):
-        raise LoadError(p, "SEG frames are not rows/columns of the reference grid")
-    segs = {int(it.SegmentNumber): _segment_of(it) for it in ds.SegmentSequence
-            if int(it.SegmentNumber) > 0}
-    masks = {n: np.zeros(grid.shape, bool) for n in segs}
-    threshold = float(ds.get("MaximumFractionalValue", 2)) / 2 if kind == "FRACTIONAL" else 0.5
-    for f, (frame, item) in enumerate(zip(frames, per_frame, strict=True)):
-        ijk = grid.world_to_index(positions[f])
-        k = int(np.rint(ijk[2]))
-        if np.max(np.abs(ijk - [0, 0, k])) > _POS_TOL or not 0 <= k < grid.shape[0]:
-            raise LoadError(p, f"frame {f + 1} at {list(positions[f])} is off the grid")
-        if kind == "LABELMAP":
-            for n in np.unique(frame):
-                if int(n) in masks:
-                    masks[int(n)][k] |= frame == n
-        else:
-            n = int(_first(ds, item, "SegmentIdentificationSequence", "ReferencedSegmentNumber"))
-            masks[n][k] |= frame >= threshold
+    frames = seg.get_volume_geometry()
+    if frames is None:
+        raise LoadError(p, "SEG frames do not form a volume (not parallel, or irregularly placed)")
+    if reference is None:
+        target = frames.ensure_handedness(hd.AxisHandedness.RIGHT_HANDED, flip_axis=0)
+        grid = _grid_of(target)
+    else:
+        target, grid = _volume_geometry(reference), reference
+    masks: dict[int, np.ndarray[Any, Any]] = {}
+    for done, n in enumerate(numbers):
+        check(progress, done / len(numbers), f"Decoding segment {done + 1}/{len(numbers)}")
+        try:
+            vol = seg.get_volume(segment_numbers=[n], combine_segments=False,
+                                 rescale_fractional=True)
+        except Exception as exc:  # pixel data that does not decode, or frames off one grid
+            raise LoadError(p, f"not a readable DICOM SEG ({type(exc).__name__}: {exc})") \
+                from exc
+        present = vol.array  # 0/1, or fractions in 0..1 (FRACTIONAL)
+        if present.dtype.kind == "f":
+            present = (present >= 0.5).astype(np.uint8)
+        try:
+            placed = vol.with_array(present).match_geometry(target, tol=_POS_TOL * min(
+                grid.spacing))
+        except RuntimeError as exc:
+            raise LoadError(p, f"SEG frames are not slices of the study's grid ({exc}); was "
+                            "the study resampled or cropped?") from exc
+        if np.count_nonzero(placed.array) != np.count_nonzero(present):
+            raise LoadError(p, f"segment {n} has voxels outside the study's grid")
+        masks[n] = placed.array[..., 0] != 0
     return _layers(masks, segs, grid)
+
+
+def _volume_geometry(grid: Geometry) -> hd.VolumeGeometry:
+    """``grid`` as highdicom's geometry: array axes (slice, row, column) = our (k, j, i)."""
+    d, (sx, sy, sz) = grid.direction_matrix, grid.spacing
+    affine = np.eye(4)
+    affine[:3, :3] = np.stack([d[:, 2] * sz, d[:, 1] * sy, d[:, 0] * sx], axis=1)
+    affine[:3, 3] = grid.origin
+    return hd.VolumeGeometry(affine, grid.shape, coordinate_system="PATIENT")
+
+
+def _grid_of(volume: hd.VolumeGeometry) -> Geometry:
+    """Our grid of a highdicom geometry whose axes are (slice, row, column)."""
+    axes = volume.affine[:3, :3]
+    sizes = np.linalg.norm(axes, axis=0)
+    unit = axes / sizes
+    return Geometry(shape=volume.spatial_shape, spacing=(sizes[2], sizes[1], sizes[0]),
+                    origin=tuple(volume.affine[:3, 3]),
+                    direction=tuple(np.stack([unit[:, 2], unit[:, 1], unit[:, 0]], 1).ravel()))
 
 
 def _layers(masks: dict[int, np.ndarray[Any, Any]], segs: dict[int, Segment],

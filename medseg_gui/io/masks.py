@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydicom.misc import is_dicom
 
+from medseg_gui.core.progress import Progress, check, no_progress, scaled
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
 from medseg_gui.io.dicom_index import read_header
@@ -47,20 +48,25 @@ def save_mask(seg: Segmentation, path: str | Path) -> Path:
     return write_label_nifti(seg, p, overwrite=True)
 
 
-def load_mask(path: str | Path, volume: Volume) -> Segmentation:
+def load_mask(path: str | Path, volume: Volume, progress: Progress = no_progress) -> Segmentation:
     """Open a mask (label NIfTI/MHA, .seg.nrrd/.nrrd, DICOM SEG or RTSTRUCT) on ``volume``'s grid.
 
     The mask must already be on that grid (to ``GRID_TOL_MM``, the float32 precision of NIfTI
-    headers): nothing is resampled, cropped or shifted.
+    headers): nothing is resampled, cropped or shifted. ``progress`` may cancel between the
+    reader's steps (per segment of a DICOM SEG, per contour of an RTSTRUCT, before and after a
+    label file), so a load the user replaced or cancelled stops there.
 
     Raises
     ------
     LoadError
         Unknown kind, another grid, or overlapping segments that one label map cannot hold.
+    Cancelled
+        ``progress`` said stop.
     """
     p = Path(path)
     if not p.is_file():
         raise LoadError(p, "no such mask file")
+    check(progress, 0.0, f"Reading {p.name}")
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz", ".mha", ".mhd")):
         from medseg_gui.io.label_nifti import read_label_nifti
@@ -77,17 +83,19 @@ def load_mask(path: str | Path, volume: Volume) -> Segmentation:
         if str(header.get("Modality", "")) == "RTSTRUCT":
             from medseg_gui.io.rtstruct import read_rtstruct
 
-            layers = [read_rtstruct(p, volume.geometry).segmentation]
+            layers = [read_rtstruct(p, volume.geometry, progress=scaled(progress, 0.0, 0.95))
+                      .segmentation]
         else:
             from medseg_gui.io.dicom_seg import read_dicom_seg
 
-            layers = read_dicom_seg(p, volume.geometry)
+            layers = read_dicom_seg(p, volume.geometry, progress=scaled(progress, 0.0, 0.95))
     else:
         raise LoadError(p, "unknown mask format: use .nii.gz, .seg.nrrd, .mha, DICOM SEG or "
                         "RTSTRUCT")
     if len(layers) > 1:
         raise LoadError(p, f"segments overlap ({len(layers)} layers); one label map cannot hold "
                         "them: export each layer separately")
+    check(progress, 1.0, f"Read {p.name}")
     seg = layers[0]
     if not seg.geometry.same_grid(volume.geometry, tol=GRID_TOL_MM):
         raise LoadError(p, f"mask grid {seg.geometry.to_dict()} is not the study's grid "

@@ -29,6 +29,8 @@ DICOM SEG
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -48,30 +50,30 @@ def _tag_value(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
-def slicer_tags(review: Review | None) -> str:
-    """The ``Segment<N>_Tags`` entries of ``review`` (each ending in ``|``), ``""`` for none."""
+def slicer_fields(review: Review | None) -> tuple[str | None, dict[str, str]]:
+    """Slicer's ``Segmentation.Status`` value and our own tags for ``review`` (slicerio's
+    segment ``"status"`` and ``"tags"``); ``(None, {})`` for none."""
     if review is None:
-        return ""
-    return (f"{SLICER_STATUS_TAG}:{SLICER_STATUS[review.status]}|"
-            f"{_TAG_STATUS}:{review.status.value}|{_TAG_BY}:{_tag_value(review.by)}|"
-            f"{_TAG_AT}:{_tag_value(review.at)}|")
+        return None, {}
+    return SLICER_STATUS[review.status], {_TAG_STATUS: review.status.value,
+                                          _TAG_BY: _tag_value(review.by),
+                                          _TAG_AT: _tag_value(review.at)}
 
 
-def review_from_tags(text: str) -> Review | None:
-    """The review in a segment's ``Segment<N>_Tags`` value, ``None`` without one.
+def review_from_slicer(status: str | None, tags: Mapping[str, Any]) -> Review | None:
+    """The review of a segment with Slicer status ``status`` and ``tags`` (as slicerio reads
+    them), ``None`` without one.
 
     A status neither Slicer nor this app defines counts as none (Slicer's own reader
     does the same).
     """
-    tags = dict(t.partition(":")[::2] for t in text.split("|") if t)
-    ours = tags.get(_TAG_STATUS, "")
+    ours = str(tags.get(_TAG_STATUS, ""))
     mine = ReviewStatus(ours) if ours in ReviewStatus._value2member_map_ else None
-    slicer = tags.get(SLICER_STATUS_TAG)
-    if slicer is None or (mine is not None and SLICER_STATUS[mine] == slicer):
-        return None if mine is None else Review(mine, tags.get(_TAG_BY, ""),
-                                                tags.get(_TAG_AT, ""))
-    status = _FROM_SLICER.get(slicer)
-    return None if status is None else Review(status)  # set in Slicer: who and when unknown
+    if status is None or (mine is not None and SLICER_STATUS[mine] == status):
+        return None if mine is None else Review(mine, str(tags.get(_TAG_BY, "")),
+                                                str(tags.get(_TAG_AT, "")))
+    found = _FROM_SLICER.get(status)
+    return None if found is None else Review(found)  # set in Slicer: who and when unknown
 
 
 def seg_description(review: Review) -> str:

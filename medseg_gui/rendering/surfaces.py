@@ -1,13 +1,12 @@
-"""Smooth surfaces of a label map, one mesh per segment (plain Python, runs on a worker thread).
+"""Segment surfaces for the 3D view: the exported mesh, wrapped for VTK (runs on a worker thread).
 
-Each segment is cropped to its bounding box (plus a one-voxel margin so the surface closes),
-contoured with ``vtkDiscreteFlyingEdges3D`` and smoothed with
-``vtkWindowedSincPolyDataFilter`` (Taubin-style smoothing that does not shrink the mesh) in
-the direction-less grid frame (``spacing * ijk``, see :mod:`medseg_gui.rendering.imagedata`),
-then moved to LPS by :func:`grid_to_world_matrix` (the matrix the 3D scene gives the volume, so
-surfaces, volume and slices line up). Normals are computed after that move and oriented
-outwards: a direction matrix with a negative determinant (a mirrored acquisition) reverses the
-triangles' winding, which would otherwise light the surface from inside.
+The mesh is :func:`medseg_gui.io.surfaces.label_mesh`, the one surface builder of the product
+(marching cubes, then windowed-sinc smoothing, in LPS mm), so the surface the 3D view draws is
+the one STL/OBJ export writes. This module only hands its points and triangles to a
+``vtkPolyData`` and adds point normals for lighting: the builder already winds the triangles
+outwards (positive signed volume, also for a direction matrix with a negative determinant), so
+the normals filter must not reorder or flip them, or the drawn mesh would differ from the
+exported one.
 
 VTK filters may run off the GUI thread as long as each thread works on its own data; only
 rendering must stay on the GUI thread. The label map is read, never modified.
@@ -20,20 +19,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from vtkmodules.vtkCommonDataModel import vtkPolyData
-from vtkmodules.vtkCommonTransforms import vtkTransform
-from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkWindowedSincPolyDataFilter
-from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformFilter
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.progress import Progress, check, no_progress
 from medseg_gui.core.segmentation import Segment
-from medseg_gui.rendering.imagedata import to_vtk_image
-
-# Windowed-sinc settings as 3D Slicer uses for "smoothing factor 0.5": a mild smoothing that
-# removes the voxel staircase but keeps small lesions' shape.
-SMOOTHING_ITERATIONS = 20
-PASS_BAND = 0.01
+from medseg_gui.io.surfaces import Mesh, label_mesh
 
 
 @dataclass
@@ -58,62 +52,46 @@ def grid_to_world_matrix(geometry: Geometry) -> npt.NDArray[np.float64]:
     return m
 
 
-def _bounding_box(mask: npt.NDArray[np.bool_]) -> tuple[slice, ...] | None:
-    spans = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if hit.size == 0:
-            return None
-        spans.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(spans)
-
-
-def segment_surface(labelmap: npt.NDArray[Any], geometry: Geometry, label: int,
-                    smoothing: bool = True) -> vtkPolyData | None:
-    """The smoothed surface of the voxels equal to ``label`` (``None`` if there are none)."""
-    mask = labelmap == label
-    box = _bounding_box(mask)
-    if box is None:
-        return None
-    # One voxel of background around the crop closes the surface at the crop's faces.
-    k0, j0, i0 = (s.start for s in box)
-    crop = np.pad(mask[box].astype(np.uint8), 1)
-    sub = Geometry(shape=crop.shape, spacing=geometry.spacing)
-    image = to_vtk_image(crop, sub, with_direction=False)
-    sx, sy, sz = geometry.spacing
-    image.SetOrigin((i0 - 1) * sx, (j0 - 1) * sy, (k0 - 1) * sz)
-    contour = vtkDiscreteFlyingEdges3D()
-    contour.SetInputData(image)
-    contour.SetValue(0, 1.0)
-    contour.ComputeNormalsOff()
-    contour.ComputeGradientsOff()
-    contour.ComputeScalarsOff()
-    last: Any = contour
-    if smoothing:
-        smooth = vtkWindowedSincPolyDataFilter()
-        smooth.SetInputConnection(contour.GetOutputPort())
-        smooth.SetNumberOfIterations(SMOOTHING_ITERATIONS)
-        smooth.SetPassBand(PASS_BAND)
-        smooth.BoundarySmoothingOff()
-        smooth.FeatureEdgeSmoothingOff()
-        smooth.NonManifoldSmoothingOn()
-        smooth.NormalizeCoordinatesOn()
-        last = smooth
-    transform = vtkTransform()
-    transform.SetMatrix(grid_to_world_matrix(geometry).ravel().tolist())
-    to_world = vtkTransformFilter()
-    to_world.SetInputConnection(last.GetOutputPort())
-    to_world.SetTransform(transform)
+def mesh_polydata(mesh: Mesh) -> vtkPolyData:
+    """``mesh`` as a ``vtkPolyData`` (float64 points, its triangles in their order) with point
+    normals for lighting."""
+    poly = vtkPolyData()
+    points = vtkPoints()
+    xyz = np.ascontiguousarray(mesh.vertices, np.float64)
+    points.SetData(numpy_to_vtk(xyz, deep=True))  # type: ignore[no-untyped-call]
+    poly.SetPoints(points)
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(mesh.faces) + 1, 3, dtype=np.int64)
+    ids = np.ascontiguousarray(mesh.faces.ravel())
+    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),  # type: ignore[no-untyped-call]
+                  numpy_to_vtkIdTypeArray(ids, deep=True))  # type: ignore[no-untyped-call]
+    poly.SetPolys(cells)
     normals = vtkPolyDataNormals()
-    normals.SetInputConnection(to_world.GetOutputPort())
-    normals.SplittingOff()
-    normals.ConsistencyOn()
-    normals.AutoOrientNormalsOn()  # closed surfaces: outwards, cells reordered to match
+    normals.SetInputData(poly)
+    normals.ComputeCellNormalsOff()
+    normals.SplittingOff()  # splitting would duplicate points
+    normals.ConsistencyOff()  # the builder's winding is already outwards: keep it
+    normals.AutoOrientNormalsOff()
     normals.Update()
     out = vtkPolyData()
     out.ShallowCopy(normals.GetOutput())
     return out
+
+
+def polydata_triangles(poly: vtkPolyData) -> npt.NDArray[np.float64]:
+    """The triangles of ``poly`` as ``(m, 3, 3)`` LPS points (to compare with an STL file)."""
+    points = vtk_to_numpy(poly.GetPoints().GetData())  # type: ignore[no-untyped-call]
+    ids = vtk_to_numpy(poly.GetPolys().GetConnectivityArray())  # type: ignore[no-untyped-call]
+    faces = ids.reshape(-1, 3)
+    out: npt.NDArray[np.float64] = points[faces]
+    return out
+
+
+def segment_surface(labelmap: npt.NDArray[Any], geometry: Geometry, label: int,
+                    smoothing: bool = True) -> vtkPolyData | None:
+    """The surface of the voxels equal to ``label`` (``None`` if there are none)."""
+    mesh = label_mesh(labelmap, geometry, label, smoothing=smoothing)
+    return mesh_polydata(mesh) if len(mesh.faces) else None
 
 
 def build_surfaces(labelmap: npt.NDArray[Any], geometry: Geometry, segments: list[Segment],

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, Qt, QThreadPool, Signal
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from medseg_gui.editing.ai_prompt import PromptRequest, PromptSession
 from medseg_gui.editing.history import Edit
+from medseg_gui.editing.tools import IGNORED, Button, Modifier, PointerEvent, Reply
 from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL
 from medseg_gui.inference.prompts import PromptError, Prompts, box, check_prompts, point, scribble
 from medseg_gui.io.errors import LoadError
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from medseg_gui.inference.interactive import PromptResult
     from medseg_gui.inference.model_card import ModelCard
     from medseg_gui.ui.editing_tools import EditingController
-    from medseg_gui.ui.slice_widget import SliceViewWidget
 
 MODEL = DEFAULT_PROMPT_MODEL
 # Short lines, no word wrap: a wrapped label in a dock is given too little height and clipped.
@@ -70,12 +69,15 @@ class _Job:
 
 @dataclass
 class _Gesture:
-    widget: SliceViewWidget
-    button: Qt.MouseButton
-    start: QPointF
-    modifiers: Qt.KeyboardModifier
+    widget: Any  # the SliceViewWidget the gesture began in (the event's view)
+    button: Button
+    start: tuple[float, float]  # pixels
+    modifiers: Modifier
     path: list[np.ndarray] = field(default_factory=list)
     moved: bool = False
+
+    def began_in(self, event: PointerEvent) -> bool:
+        return event.view is self.widget
 
 
 def recorded_figure(card: ModelCard) -> str:
@@ -251,8 +253,7 @@ class AITool(QObject):
         c, volume = self.controller, self.window.volume
         if volume is None:
             return False
-        tools = getattr(self.window, "segment_tools", None)
-        if c.regions.busy or getattr(tools, "busy", False):
+        if c.toolbox.busy_besides(self):  # a fill or a Segment menu tool
             self._say("AI: wait for the running tool to finish", timeout_ms=5000)
             return False
         name = self.card.labels[0].name if self.card is not None and self.card.labels else ""
@@ -468,72 +469,72 @@ class AITool(QObject):
 
     def _on_tool(self, tool: str) -> None:
         active = tool == "ai"
-        self.cancel_gesture()
+        self.cancel()
         for m in self.markers.values():
             m.set_visible(active)
         if active:
             self.ensure_model()
         self.window.render_all()
 
-    # -- mouse (called by the controller while the AI tool is active) -----------------------
-    def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        button = ev.button()
-        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
-            return False
-        world = widget.world_at(ev.position())
-        if world is None:
-            return button == Qt.MouseButton.LeftButton
-        self._gesture = _Gesture(widget, button, ev.position(), ev.modifiers(), [world])
-        # A right press still starts the view's window/level drag; only a click is a prompt.
-        return button == Qt.MouseButton.LeftButton
+    # -- pointer (the controller's ToolBox routes the slice views' events here) -------------
+    def press(self, event: PointerEvent) -> Reply:
+        """A left or right press starts a gesture: a click is a point, a drag a box or (with
+        Ctrl) a scribble. A right press still starts the view's window/level drag."""
+        if event.button not in (Button.LEFT, Button.RIGHT):
+            return IGNORED
+        left = Reply(handled=event.button is Button.LEFT)
+        if event.world is None:
+            return left
+        self._gesture = _Gesture(event.view, event.button, event.screen, event.modifiers,
+                                 [np.asarray(event.world)])
+        return left
 
-    def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+    def _dragged(self, g: _Gesture, event: PointerEvent) -> None:
+        (x0, y0), (x, y) = g.start, event.screen
+        g.moved |= abs(x - x0) + abs(y - y0) > CLICK_PX
+
+    def move(self, event: PointerEvent) -> Reply:
         g = self._gesture
-        if g is None or g.widget is not widget:
-            return False
-        pos = ev.position()
-        g.moved |= abs(pos.x() - g.start.x()) + abs(pos.y() - g.start.y()) > CLICK_PX
-        if g.button != Qt.MouseButton.LeftButton:
-            return False
+        if g is None or not g.began_in(event):
+            return IGNORED
+        self._dragged(g, event)
+        if g.button is not Button.LEFT:
+            return IGNORED
         if g.moved:
-            world = widget.world_at(pos)
-            if world is not None:
-                g.path.append(world)
-            marker = self.markers[widget.view.orientation]
-            if g.modifiers & Qt.KeyboardModifier.ControlModifier:
-                marker.preview_stroke(g.path, negative=bool(
-                    g.modifiers & Qt.KeyboardModifier.ShiftModifier))
+            if event.world is not None:
+                g.path.append(np.asarray(event.world))
+            marker = self.markers[g.widget.view.orientation]
+            if g.modifiers & Modifier.CTRL:
+                marker.preview_stroke(g.path, negative=bool(g.modifiers & Modifier.SHIFT))
             else:
                 marker.preview_box(g.path[0], g.path[-1])
-            widget.render_view()
-        return True
+            g.widget.render_view()
+        return Reply(True)
 
-    def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+    def release(self, event: PointerEvent) -> Reply:
         g = self._gesture
-        if g is None or g.widget is not widget or ev.button() != g.button:
-            return False
+        if g is None or not g.began_in(event) or event.button is not g.button:
+            return IGNORED
         self._gesture = None
-        self.markers[widget.view.orientation].clear_preview()
-        pos = ev.position()
-        g.moved |= abs(pos.x() - g.start.x()) + abs(pos.y() - g.start.y()) > CLICK_PX
-        shift = bool(g.modifiers & Qt.KeyboardModifier.ShiftModifier)
-        if g.button == Qt.MouseButton.RightButton:
+        self.markers[g.widget.view.orientation].clear_preview()
+        self._dragged(g, event)
+        shift = bool(g.modifiers & Modifier.SHIFT)
+        if g.button is Button.RIGHT:
             if not g.moved:
                 self.add(point(g.path[0], negative=True))
-            return False
-        end = widget.world_at(pos)
-        if end is not None and g.moved:
-            g.path.append(end)
+            return IGNORED
+        if event.world is not None and g.moved:
+            g.path.append(np.asarray(event.world))
         if not g.moved:
             self.add(point(g.path[0], negative=shift))
-        elif g.modifiers & Qt.KeyboardModifier.ControlModifier:
+        elif g.modifiers & Modifier.CTRL:
             self.add(scribble(g.path, negative=shift))
         else:
             self.add(box(g.path[0], g.path[-1]))
-        widget.render_view()
-        return True
+        g.widget.render_view()
+        return Reply(True)
 
-    def cancel_gesture(self) -> bool:
+    def cancel(self) -> bool:
         """Escape: drop the drag in progress; True if there was one."""
         g, self._gesture = self._gesture, None
         if g is None:

@@ -39,7 +39,7 @@ from medseg_gui.inference.confidence import HIGH, LOW, UncertainRegion
 from medseg_gui.ui import settings
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 OPACITY_KEY = "confidence/opacity"
 DEFAULT_OPACITY = 50  # percent
@@ -54,7 +54,7 @@ class ConfidencePanel(QDockWidget):
     region's centroid.
     """
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__("Low-confidence regions", window)
         self.setObjectName("ConfidenceDock")
         self.main_window = window
@@ -197,7 +197,7 @@ class ConfidencePanel(QDockWidget):
             self._update_heading()
 
 
-def install_confidence(window: MainWindow) -> ConfidencePanel:
+def install_confidence(window: Workstation) -> ConfidencePanel:
     """The dock (left, under the study browser: the right-hand side is full) and the View menu
     toggle, next to "Show labels"."""
     from medseg_gui.ui.viewer_setup import find_menu

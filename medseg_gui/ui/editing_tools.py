@@ -1,19 +1,24 @@
-"""The editing tools in the slice views: turns mouse events into :class:`SegmentEditor` calls.
+"""The editing tools in the slice views: Qt mouse events in, :mod:`medseg_gui.editing.tools` out.
 
-Qt-free logic lives in :mod:`medseg_gui.editing`; this controller only maps a mouse position
-through the view to a continuous ``(i, j, k)`` index of the label map, picks the view's axis
-for a 2D brush, and redraws what changed. After a stamp only the views whose current slice
-crosses the changed box are redrawn: the painted view at once (in the mouse handler, so the
-overlay is on screen when the event returns), the others on a short timer. The label image
-shares the label map's buffer, so a redraw reslices one slice and re-uploads only that.
+The tools' logic is Qt-free (:class:`~medseg_gui.editing.tools.ToolBox` and its tools take a
+:class:`~medseg_gui.editing.tools.PointerEvent`: the view, the label map's axis across it, the
+continuous ``(i, j, k)`` under the pointer, buttons and modifiers). This controller only turns a
+``QMouseEvent`` into those values, hands them to the toolbox, and does what its reply asks of
+the GUI: redraw, commit a change, run a job on a worker thread, show a message. Other tools
+plug into the same toolbox (the AI prompt tool of :mod:`medseg_gui.ui.ai_tool` is registered
+as ``"ai"``; a ruler can be).
+
+After a stamp only the views whose current slice crosses the changed box are redrawn: the
+painted view at once (in the mouse handler, so the overlay is on screen when the event
+returns), the others on a short timer. The label image shares the label map's buffer, so a
+redraw reslices one slice and re-uploads only that.
 
 One :class:`SegmentEditor` (with its undo history and crash journal) lives per segmentation;
 :meth:`EditingController.set_segmentation` starts a new session.
 
 Locked segments (:attr:`EditingController.locked`, toggled in the Segments list) go into every
 tool's :class:`~medseg_gui.editing.constraints.PaintConstraint`, and a locked active segment
-takes no paint, fill, scissors or AI prompt at all. The AI prompt tool lives in
-:mod:`medseg_gui.ui.ai_tool`; this controller only routes the slice views' mouse to it.
+takes no paint, fill, scissors or AI prompt at all.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,16 +35,25 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from medseg_gui.core.segmentation import Segmentation, SegmentSource
 from medseg_gui.editing import BrushSettings, BrushShape, Edit, SegmentEditor, ViewAxis
 from medseg_gui.editing.base import Change, Region
+from medseg_gui.editing.journal import start_session_journal
+from medseg_gui.editing.tools import (
+    EDIT_TOOLS,
+    Button,
+    Modifier,
+    PointerEvent,
+    Reply,
+    Tool,
+    ToolBox,
+)
 from medseg_gui.rendering.edit_feedback import region_on_slice, view_axis_of
 from medseg_gui.ui.ai_tool import AITool
 from medseg_gui.ui.brush_cursors import BrushCursors
 from medseg_gui.ui.measure_tool import MeasureTool
-from medseg_gui.ui.recovery import start_journal
 from medseg_gui.ui.region_tools import RegionTools
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
     from medseg_gui.ui.slice_widget import SliceViewWidget
+    from medseg_gui.ui.viewer_window import ViewerWindow
 
 MIN_BRUSH_MM, MAX_BRUSH_MM = 0.5, 200.0
 NOTHING = "nothing"  # the effort baseline of a segmentation that started empty
@@ -50,23 +63,17 @@ OTHER_VIEWS_MS = 40
 DEBOUNCE_MS = 400
 
 
-class Tool(StrEnum):
-    """What a left click or drag does in a slice view."""
-
-    NAVIGATE = "navigate"  # move the crosshair
-    PAINT = "paint"
-    ERASE = "erase"
-    FILL = "fill"  # region grow from the clicked voxel
-    SCISSORS = "scissors"  # lasso through the slice (disc) or the volume (sphere)
-    AI = "ai"  # prompts (points, boxes, scribbles) for the promptable model
-    RULER = "ruler"  # rulers, and the RECIST axes' end points (ui/measure_tool.py)
-
-
 BRUSH_TOOLS = (Tool.PAINT, Tool.ERASE)
+GESTURE_TOOLS = (Tool.PAINT, Tool.ERASE, Tool.SCISSORS)  # a press-drag-release in one view
+_BUTTONS = {Qt.MouseButton.LeftButton: Button.LEFT, Qt.MouseButton.RightButton: Button.RIGHT,
+            Qt.MouseButton.MiddleButton: Button.MIDDLE}
+_MODIFIERS = {Qt.KeyboardModifier.ShiftModifier: Modifier.SHIFT,
+              Qt.KeyboardModifier.ControlModifier: Modifier.CTRL,
+              Qt.KeyboardModifier.AltModifier: Modifier.ALT}
 
 
 class EditingController(QObject):
-    """Tool state and the mouse-to-editor glue for every slice view of a :class:`MainWindow`.
+    """Tool state and the mouse-to-editor glue for every slice view of the main window.
 
     Signals
     -------
@@ -80,6 +87,10 @@ class EditingController(QObject):
         The segment table (names, colours, rows) or the active segment changed.
     sessionChanged()
         A new segmentation (or none) is being edited.
+    settled()
+        Edits paused (debounced): time for slow followers (the 3D view's surfaces).
+    gestureChanged(bool)
+        A stroke or lasso started (True) or ended: slow redraws (the 3D view) wait meanwhile.
     """
 
     toolChanged = Signal(str)
@@ -87,23 +98,24 @@ class EditingController(QObject):
     edited = Signal(object, bool)
     tableChanged = Signal()
     sessionChanged = Signal()
+    settled = Signal()
+    gestureChanged = Signal(bool)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ViewerWindow) -> None:
         super().__init__(window)
         self.window = window
-        self.editor: SegmentEditor | None = None
-        self.tool = Tool.NAVIGATE
-        self.brush = BrushSettings(diameter_mm=10.0, shape=BrushShape.DISC)
+        self.toolbox = ToolBox()  # the tools' Qt-free state and logic
         self.hidden: set[int] = set()
-        self.locked: set[int] = set()  # segments no tool may change (not an undo step)
         self.unsaved = False  # edits (or recovered edits) not yet exported
         self.baseline = "AI draft"  # what the effort readout compares with (set per session)
-        self._painting: SliceViewWidget | None = None
+        self._gesture_view: SliceViewWidget | None = None  # the view of the gesture going on
         self._dirty: set[SliceViewWidget] = set()
         self.cursors = BrushCursors(window.views)
-        self.regions = RegionTools(self)  # fill and scissors
-        self.ai = AITool(self)  # the promptable model
-        self.measure = MeasureTool(self)  # rulers and RECIST axes
+        self.regions = RegionTools(self)  # the fill's worker, the scissors' lasso line
+        self.ai = AITool(self)  # the promptable model, a tool beside the others
+        self.toolbox.register(Tool.AI, self.ai)
+        self.measure = MeasureTool(self)  # rulers and the RECIST axes' end points
+        self.toolbox.register(Tool.RULER, self.measure)
         for widget in window.views.values():
             widget.tool = self
         self._others = QTimer(self, singleShot=True, interval=OTHER_VIEWS_MS)
@@ -111,6 +123,38 @@ class EditingController(QObject):
         self._slow = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._slow.timeout.connect(self._notify_slow_followers)
         window.installEventFilter(self)
+
+    @property
+    def _painting(self) -> SliceViewWidget | None:
+        return self._gesture_view
+
+    @_painting.setter
+    def _painting(self, widget: SliceViewWidget | None) -> None:
+        was, self._gesture_view = self._gesture_view is not None, widget
+        if was != (widget is not None):
+            self.gestureChanged.emit(widget is not None)
+
+    # -- state kept in the toolbox --------------------------------------------------------------
+    @property
+    def editor(self) -> SegmentEditor | None:
+        return self.toolbox.editor
+
+    @editor.setter
+    def editor(self, editor: SegmentEditor | None) -> None:
+        self.toolbox.editor = editor
+
+    @property
+    def tool(self) -> Tool:
+        return Tool(self.toolbox.active)
+
+    @property
+    def brush(self) -> BrushSettings:
+        return self.toolbox.brush
+
+    @property
+    def locked(self) -> set[int]:
+        """Segments no tool may change (not an undo step)."""
+        return self.toolbox.locked
 
     # -- session -------------------------------------------------------------------------------
     @property
@@ -136,7 +180,7 @@ class EditingController(QObject):
             vol = self.window.volume
             image = vol.array if vol is not None and vol.geometry.same_grid(seg.geometry) \
                 else None
-            journal = start_journal(vol, seg)
+            journal = start_session_journal(vol, seg)
             if journal is None:
                 self.window.statusBar().showMessage("Edits cannot be journaled: no recovery")
             self.editor = SegmentEditor(seg, image, journal=journal, draft=seg.labelmap.copy())
@@ -181,7 +225,7 @@ class EditingController(QObject):
     # -- tool and brush state ----------------------------------------------------------------
     def set_tool(self, tool: Tool | str) -> None:
         self.cancel()
-        self.tool = Tool(tool)
+        self.toolbox.active = Tool(tool).value
         if self.tool not in BRUSH_TOOLS:
             self.cursors.hide()
         self._style_cursors()
@@ -196,7 +240,7 @@ class EditingController(QObject):
         if "diameter_mm" in changes:
             d = float(np.clip(changes["diameter_mm"], MIN_BRUSH_MM, MAX_BRUSH_MM))
             changes["diameter_mm"] = round(d, 1)
-        self.brush = dataclasses.replace(self.brush, **changes)
+        self.toolbox.brush = dataclasses.replace(self.brush, **changes)
         self._style_cursors()
         self.brushChanged.emit()
 
@@ -218,8 +262,8 @@ class EditingController(QObject):
 
     @property
     def busy(self) -> bool:
-        """A fill or an AI prediction is running: other edits wait for it."""
-        return self.regions.busy or self.ai.busy
+        """A fill, an AI prediction or a Segment menu tool is running: other edits wait."""
+        return self.toolbox.busy
 
     def set_locked(self, label: int, locked: bool) -> None:
         """Lock or unlock one segment for every tool (not an edit: no undo step)."""
@@ -227,23 +271,14 @@ class EditingController(QObject):
         self.set_brush(constraint=self.brush.constraint)
         self.tableChanged.emit()
 
-    def _refuse_locked(self) -> bool:
-        """Whether the active segment is locked (and say so): nothing may paint it."""
-        editor = self.editor
-        if editor is None or editor.active_label not in self.locked:
-            return False
-        name = editor.segmentation.segment(editor.active_label).name
-        self.window.statusBar().showMessage(
-            f"Segment {name!r} is locked: unlock it in the Segments list to edit it", 8000)
-        return True
-
     # -- segment table (undoable through the editor) -------------------------------------------
     def add_segment(self, name: str = "") -> int | None:
         """Add an empty segment and make it active (creating the segmentation if needed)."""
         if self.editor is None:
             self.ensure_segment(name)
             return None if self.editor is None else self.editor.active_label
-        row = self.editor.add_segment(name)
+        # The segment and the first stroke painted into it are one undo step.
+        row = self.editor.add_segment(name, with_first_stroke=True)
         self._committed(None)
         return row.label
 
@@ -346,11 +381,8 @@ class EditingController(QObject):
             self._others.start()
 
     def _notify_slow_followers(self) -> None:
-        """Debounced: the 3D view's surfaces (when that view offers the hook)."""
-        view3d = getattr(self.window, "view3d", None)
-        hook = getattr(view3d, "segmentation_changed", None)
-        if callable(hook):
-            hook()
+        """Debounced: edits paused (the main window connects the 3D view's surfaces)."""
+        self.settled.emit()
 
     def _style_cursors(self) -> None:
         color: tuple[float, ...] = (1.0, 1.0, 1.0)
@@ -378,74 +410,90 @@ class EditingController(QObject):
             return ViewAxis.AXIAL
         return ViewAxis(view_axis_of(layout, seg.geometry))
 
+    def pointer_event(self, widget: SliceViewWidget, ev: QMouseEvent,
+                      buttons: Qt.MouseButton | None = None) -> PointerEvent:
+        """``ev`` as the plain values the tools take (``buttons``: what a move holds)."""
+        pos = ev.position()
+        held = ev.button() if buttons is None else buttons
+        button = Button.NONE
+        for qt_button, ours in _BUTTONS.items():
+            if held & qt_button:
+                button |= ours
+        modifiers = Modifier.NONE
+        for qt_modifier, flag in _MODIFIERS.items():
+            if ev.modifiers() & qt_modifier:
+                modifiers |= flag
+        world = widget.world_at(pos)
+        ijk = self.point_ijk(widget, pos)
+        return PointerEvent(
+            widget, self.view_axis(widget),
+            None if ijk is None else (float(ijk[0]), float(ijk[1]), float(ijk[2])),
+            button, modifiers,
+            None if world is None else (float(world[0]), float(world[1]), float(world[2])),
+            (pos.x(), pos.y()))
+
     # -- mouse and keys (called by SliceViewWidget; True = handled) ----------------------------
     def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        if self.tool is Tool.AI:
-            return self.ai.press(widget, ev)
-        if self.tool is Tool.RULER:
-            return self.measure.press(widget, ev)
-        if self.tool is Tool.NAVIGATE or ev.button() != Qt.MouseButton.LeftButton:
-            return False
-        if self.busy:
-            if self.ai.busy:
-                self.window.statusBar().showMessage("AI: running... (edits wait for it)", 3000)
-            return True
-        if self.window.volume is None or self.ensure_segment() is None or self._refuse_locked():
-            return True
-        ijk = self.point_ijk(widget, ev.position())
-        if ijk is None:
-            return True
-        if self.tool in BRUSH_TOOLS:
-            assert self.editor is not None
-            settings = dataclasses.replace(self.brush, axis=self.view_axis(widget))
+        tool = self.tool
+        if tool in EDIT_TOOLS and ev.button() == Qt.MouseButton.LeftButton:
+            if self.busy:
+                if self.ai.busy:
+                    self.window.statusBar().showMessage("AI: running... (edits wait for it)",
+                                                        3000)
+                return True
+            if self.window.volume is None or self.ensure_segment() is None:
+                return True
+        reply = self.toolbox.press(self.pointer_event(widget, ev))
+        if reply.began:
             self._painting = widget
-            self.editor.begin_stroke(ijk.tolist(), erase=self.tool is Tool.ERASE, settings=settings)
+        if tool in BRUSH_TOOLS and reply.handled:
             self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
-            self._schedule_others(widget)
-            widget.render_view()
-        elif self.tool is Tool.FILL:
-            self.regions.fill_at(widget, ijk)
-        elif self.tool is Tool.SCISSORS:
-            self._painting = widget
-            self.regions.start_lasso(widget, ijk)
-        return True
+        return self._answer(widget, reply, now=True)
 
     def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        if self.tool is Tool.AI:
-            return self.ai.move(widget, ev)
-        if self.tool is Tool.RULER:
-            return self.measure.move(widget, ev)
         if self.tool in BRUSH_TOOLS:
             self.cursors.move(widget, ev.position(), self.brush.diameter_mm)
-            if self._painting is widget and self.editor is not None and self.editor.stroking:
-                ijk = self.point_ijk(widget, ev.position())
-                if ijk is not None:
-                    self.editor.continue_stroke(ijk.tolist())
-                    self._schedule_others(widget)
+        reply = self.toolbox.move(self.pointer_event(widget, ev, ev.buttons()))
+        if self.tool in BRUSH_TOOLS:
             # Every move stamps at once; the frame is drawn once the waiting moves are
             # handled (see ui/frame_scheduler.py), so a fast stroke never queues frames.
+            if reply.redraw:
+                self._schedule_others(widget)
             self.window.frames.request(widget)
             return self._painting is widget
-        if self.tool is Tool.SCISSORS and self._painting is widget:
-            ijk = self.point_ijk(widget, ev.position())
-            if ijk is not None:
-                self.regions.extend_lasso(widget, ijk)
-            return True
-        return False
+        return self._answer(widget, reply)
 
     def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        if self.tool is Tool.AI:
-            return self.ai.release(widget, ev)
-        if self.tool is Tool.RULER:
-            return self.measure.release(widget, ev)
-        if ev.button() != Qt.MouseButton.LeftButton or self._painting is not widget:
+        tool = self.tool
+        reply = self.toolbox.release(self.pointer_event(widget, ev))
+        if not reply.handled:
             return False
-        self._painting = None
+        if tool in GESTURE_TOOLS:
+            self._painting = None
+        if tool in BRUSH_TOOLS:
+            self._committed(reply.edit)
+            return True
+        return self._answer(widget, reply)
+
+    def _answer(self, widget: SliceViewWidget, reply: Reply, now: bool = False) -> bool:
+        """Do what a tool's reply asks of the GUI; returns whether the event was taken."""
+        if reply.message:
+            self.window.statusBar().showMessage(reply.message, 8000)
+        if reply.edit is not None:
+            self._committed(reply.edit)
+        if reply.change is not None:
+            self.apply(reply.change)
+        if reply.job is not None:
+            self.regions.run(reply.job)
         if self.tool is Tool.SCISSORS:
-            self.regions.finish_lasso(widget)
-        elif self.editor is not None and self.editor.stroking:
-            self._committed(self.editor.end_stroke())
-        return True
+            if self.regions.lasso:
+                self.regions.show_lasso(widget)
+            else:
+                self.regions.clear_lasso()
+        if reply.redraw or (now and reply.handled):
+            self._schedule_others(widget)
+            widget.render_view()
+        return reply.handled
 
     def wheel(self, widget: SliceViewWidget, ev: QWheelEvent) -> bool:
         if not ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
@@ -469,19 +517,17 @@ class EditingController(QObject):
                 self.ai.accept()
                 return True
             if ev.key() == Qt.Key.Key_Escape:
-                return self.ai.cancel_gesture()
+                return self.ai.cancel()
         return False
 
     def leave(self, widget: SliceViewWidget) -> None:
         self.cursors.hide(widget)
 
     def cancel(self) -> None:
-        """Escape: drop the stroke or lasso in progress."""
+        """Escape: drop the stroke, lasso or AI drag in progress."""
         painting, self._painting = self._painting, None
-        if self.editor is not None and self.editor.stroking:
-            self.editor.cancel_stroke()
-        self.regions.cancel_lasso()
-        self.ai.cancel_gesture()
+        self.toolbox.cancel()
+        self.regions.clear_lasso()
         if painting is not None:
             self._dirty.add(painting)
         self.flush()

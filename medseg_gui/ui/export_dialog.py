@@ -41,7 +41,7 @@ from medseg_gui.io.export_commands import FORMATS, export
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 SUFFIXES = {"nifti": ".nii.gz", "seg-nrrd": ".seg.nrrd", "dicom-seg": ".dcm", "rtstruct": ".dcm",
             "stl": "", "obj": ".obj", "report": ".json", "sr": ".dcm"}
@@ -90,7 +90,7 @@ class ExportDialog(QDialog):
     exported = Signal(list)
     exportFailed = Signal(str)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__(window)
         self.setWindowTitle("Export segmentation")
         self.window_ = window
@@ -183,7 +183,7 @@ class ExportDialog(QDialog):
         out = Path(text).expanduser()
         existing = [p for p in targets(fmt, out) if p.exists()]
         if existing and overwrite is None:
-            overwrite = self.window_._dialogs and QMessageBox.question(
+            overwrite = self.window_.dialogs and QMessageBox.question(
                 self, "Overwrite?", f"{existing[0]} exists. Replace it?"
             ) == QMessageBox.StandardButton.Yes
             if not overwrite:
@@ -240,7 +240,7 @@ class ExportDialog(QDialog):
         self.error = message
         self.window_.statusBar().showMessage(message, 15000)
         self.exportFailed.emit(message)
-        if self.window_._dialogs:
+        if self.window_.dialogs:
             QMessageBox.warning(self, "Export", message)
         return False
 
@@ -257,7 +257,7 @@ def _work(volume: Volume, seg: Segmentation, labels: list[int], fmt: str, out: P
     return paths
 
 
-def install_export(window: MainWindow) -> QAction:
+def install_export(window: Workstation) -> QAction:
     """File > Export... (Ctrl+E), placed before Quit."""
     action = QAction("&Export segmentation...", window)
     action.setShortcut(QKeySequence("Ctrl+E"))
@@ -274,7 +274,7 @@ def install_export(window: MainWindow) -> QAction:
     return action
 
 
-def file_menu(window: MainWindow) -> QMenu | None:
+def file_menu(window: Workstation) -> QMenu | None:
     """The window's File menu."""
     for top in window.menuBar().actions():
         menu = top.menu()
@@ -283,7 +283,7 @@ def file_menu(window: MainWindow) -> QMenu | None:
     return None
 
 
-def _add_to_file_menu(window: MainWindow, action: QAction) -> None:
+def _add_to_file_menu(window: Workstation, action: QAction) -> None:
     """Insert ``action`` before File > Quit."""
     menu = file_menu(window)
     if menu is not None:

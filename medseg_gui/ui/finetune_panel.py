@@ -36,7 +36,7 @@ from medseg_gui.io.errors import LoadError
 from medseg_gui.training.jobs import Job, python_job
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 POLL_MS = 200
 VALIDATION_KEY = "finetune/validation_data"
@@ -78,7 +78,7 @@ class FinetunePanel(QWidget):
 
     promoted = Signal(str)
 
-    def __init__(self, window: MainWindow, job_factory: JobFactory = finetune_job) -> None:
+    def __init__(self, window: Workstation, job_factory: JobFactory = finetune_job) -> None:
         super().__init__()
         self.window_ = window
         self.job_factory = job_factory
@@ -110,10 +110,9 @@ class FinetunePanel(QWidget):
         column.addWidget(self.label)
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self.poll)
-        segment = getattr(window, "segment_action", None)
-        if segment is not None:  # yield to interactive segmentation
-            segment.started.connect(self.pause)
-            segment.ended.connect(self.resume)
+        # Yield to interactive segmentation (installed before the queue dock and this panel).
+        window.segment_action.started.connect(self.pause)
+        window.segment_action.ended.connect(self.resume)
 
     @property
     def running(self) -> bool:
@@ -140,8 +139,7 @@ class FinetunePanel(QWidget):
         self.new_ref, self.result = f"{base.model_id}:{version}", ""
         any_status = self.any_status is not None and self.any_status.isChecked()
         self.job = self.job_factory(version, out, validation, base.ref, any_status).start()
-        segment = getattr(self.window_, "segment_action", None)
-        if segment is not None and segment.running:
+        if self.window_.segment_action.running:
             self.job.pause()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -154,7 +152,7 @@ class FinetunePanel(QWidget):
         settings = QSettings()
         key = validation_key(model_id)
         folder = str(settings.value(key, "") or "")
-        if not folder and self.window_._dialogs:
+        if not folder and self.window_.dialogs:
             folder = QFileDialog.getExistingDirectory(
                 self, f"Held-out validation cases of {model_id} (prepared folder)")
             if folder:
@@ -241,7 +239,7 @@ class FinetunePanel(QWidget):
         return False
 
 
-def install_finetune_panel(window: MainWindow, dock_body: QWidget) -> FinetunePanel:
+def install_finetune_panel(window: Workstation, dock_body: QWidget) -> FinetunePanel:
     """Add the panel below the Training queue table (``dock_body`` is the dock's widget)."""
     panel = FinetunePanel(window)
     panel.promoted.connect(window.editing.ai.model_promoted)  # Segment tumour reads it per run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, QThreadPool, Signal
@@ -18,7 +18,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPainter, 
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
-    QMainWindow,
     QMessageBox,
     QProgressBar,
     QToolButton,
@@ -39,6 +38,10 @@ from medseg_gui.ui.study_browser import SeriesEntry, install_study_browser, seri
 from medseg_gui.ui.view3d import View3DPanel
 from medseg_gui.ui.viewer_setup import install_viewer_options
 from medseg_gui.ui.workers import Task
+from medseg_gui.ui.workstation import Workstation
+
+if TYPE_CHECKING:
+    from medseg_gui.ui.segment_action import SegmentAction
 
 log = logging.getLogger("medseg.gui")
 
@@ -53,7 +56,7 @@ def _default_loader(path: str | Path, progress: Progress) -> Volume:
     return load_volume(path, progress=progress)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(Workstation):
     """Axial, coronal and sagittal views linked by one crosshair, and a 3D placeholder.
 
     Parameters
@@ -61,8 +64,8 @@ class MainWindow(QMainWindow):
     loader
         ``loader(path, progress) -> Volume``; the default is ``medseg_gui.io.loader``.
     dialogs
-        Show load errors in a message box (False for headless runs: the status bar and
-        :attr:`last_error` only).
+        Show load errors and questions in message boxes (False for headless runs: the status
+        bar and :attr:`last_error` only); the features read it as :attr:`dialogs`.
 
     Signals
     -------
@@ -74,12 +77,13 @@ class MainWindow(QMainWindow):
 
     studyLoaded = Signal(object)
     loadFailed = Signal(str)
+    segment_action: SegmentAction  # the features see the narrower Workstation types
 
     def __init__(self, loader: Loader = _default_loader, dialogs: bool = True) -> None:
         super().__init__()
         self.setWindowTitle("medseg-gui")
         self._loader = loader
-        self._dialogs = dialogs
+        self.dialogs = dialogs
         self.volume: Volume | None = None
         self.segmentation: Segmentation | None = None
         self.crosshair = np.zeros(3)
@@ -93,7 +97,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._build_editing()
-        self.view3d.busy = lambda: self.editing.editor is not None and self.editing.editor.stroking
+        # The 3D view waits while the user paints, and rebuilds its surfaces once edits pause.
+        self.editing.gestureChanged.connect(self.view3d.set_busy)
+        self.editing.settled.connect(self.view3d.segmentation_changed)
         self._build_workflow()
         self.browser = install_study_browser(self, self.open_series, self.open_path,
                                              self.show_error)
@@ -218,7 +224,8 @@ class MainWindow(QMainWindow):
 
         def work(progress: Progress) -> tuple[Volume, Segmentation | None]:
             volume = loader(path, scaled(progress, 0.0, 0.9 if labels else 1.0))
-            return volume, load_mask(labels, volume) if labels else None
+            return volume, load_mask(labels, volume, scaled(progress, 0.9, 1.0)) \
+                if labels else None
 
         self._start_load(work, str(path), self._on_loaded)
 
@@ -251,7 +258,8 @@ class MainWindow(QMainWindow):
         if volume is None:
             self.show_error(f"{path}: open a study before its segmentation")
             return
-        self._start_load(lambda _progress: load_mask(path, volume), Path(path).name,
+        # A newer load cancels this one; load_mask stops at its next step (not at its end).
+        self._start_load(lambda progress: load_mask(path, volume, progress), Path(path).name,
                          self._on_labels_loaded)
 
     def _on_labels_loaded(self, task: Task, seg: Segmentation) -> None:
@@ -306,7 +314,7 @@ class MainWindow(QMainWindow):
         log.warning("shown to the user: %s", message)
         self.statusBar().showMessage(message)
         self.loadFailed.emit(message)
-        if self._dialogs:
+        if self.dialogs:
             QMessageBox.warning(self, "Cannot open", message)
 
     # -- state -----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The ruler tool (M) and the RECIST axes in the slice views: drawing, picking, dragging.
 
-Qt only turns mouse and keys into calls of the Qt-free
+It is a tool of the editing controller's :class:`~medseg_gui.editing.tools.ToolBox` (events
+arrive as :class:`~medseg_gui.editing.tools.PointerEvent`), and turns them and the keys into
+calls of the Qt-free
 :class:`~medseg_gui.editing.measure_edit.MeasureGesture` (what a press picks, what a drag shows,
 the step a release commits) and draws the result with
 :class:`~medseg_gui.rendering.measurement_lines.MeasurementLines` in every slice view. With the
@@ -17,11 +19,11 @@ the axes (not the rulers) on and off.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtGui import QKeyEvent
 
 from medseg_gui.core.annotations import (
     Annotations,
@@ -43,6 +45,7 @@ from medseg_gui.editing.measure_edit import (
     measure_lines,
     pick,
 )
+from medseg_gui.editing.tools import IGNORED, Button, PointerEvent, Reply
 from medseg_gui.rendering.measurement_lines import (
     LONG,
     RULER,
@@ -177,9 +180,7 @@ class MeasureTool(QObject):
             return False
         editor.annotations = store
         edit = editor.change_annotations(name, notes)
-        actions = getattr(self.window, "edit_actions", None)
-        if actions is not None:
-            actions.update_history()  # "Undo Add ruler"
+        self.controller.tableChanged.emit()  # the Undo menu names the step: "Undo Add ruler"
         if store.error:
             self.window.statusBar().showMessage(store.error, 15000)
         return edit is not None
@@ -211,44 +212,53 @@ class MeasureTool(QObject):
 
         return to_px
 
-    def press(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        if ev.button() != Qt.MouseButton.LeftButton or self._study_store() is None:
-            return False  # right drag: window/level, middle: pan
-        world = widget.world_at(ev.position())
-        if world is None:
-            return True
+    @property
+    def busy(self) -> bool:
+        """Nothing of this tool runs in the background."""
+        return False
+
+    def press(self, event: PointerEvent) -> Reply:
+        widget = cast("SliceViewWidget", event.view)
+        if event.button is not Button.LEFT or self._study_store() is None:
+            return IGNORED  # right drag: window/level, middle: pan
+        if event.world is None:
+            return Reply(True)
         to_px = self._to_px(widget)
-        mouse = to_px(as_point(world))
+        mouse = to_px(as_point(event.world))
         lines = self._pickable(widget)
         picked = pick(lines, mouse, to_px) if mouse is not None else None
-        self.gesture.press(world, picked, lines)
+        self.gesture.press(event.world, picked, lines)
         self._painting = widget
         self.refresh()
-        return True
+        return Reply(True)
 
-    def move(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
+    def move(self, event: PointerEvent) -> Reply:
+        widget = cast("SliceViewWidget", event.view)
         if self._painting is not widget or not self.gesture.dragging:
-            return False
-        world = widget.world_at(ev.position())
-        if world is not None and self.gesture.move(world):
+            return IGNORED
+        if event.world is not None and self.gesture.move(event.world):
             self.refresh(only=widget)
-        return True
+        return Reply(True)
 
-    def release(self, widget: SliceViewWidget, ev: QMouseEvent) -> bool:
-        if ev.button() != Qt.MouseButton.LeftButton or self._painting is not widget:
-            return False
+    def release(self, event: PointerEvent) -> Reply:
+        if event.button is not Button.LEFT or self._painting is not event.view:
+            return IGNORED
         self._painting = None
         step = self.gesture.release(self.notes, self.shown_lines())
         if step is None or not self.commit(*step):
             self.refresh()
-        return True
+        return Reply(True)
+
+    def cancel(self) -> bool:
+        """Escape: drop the drag in progress; True if there was one."""
+        had = self.gesture.cancel()
+        self._painting = None
+        self.refresh()
+        return had
 
     def key(self, widget: SliceViewWidget, ev: QKeyEvent) -> bool:
         if ev.key() == Qt.Key.Key_Escape:
-            had = self.gesture.cancel()
-            self._painting = None
-            self.refresh()
-            return had
+            return self.cancel()
         if ev.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             step = self.gesture.delete(self.notes)
             if step is not None:

@@ -39,7 +39,7 @@ from medseg_gui.ui.settings import get_str, set_value
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 DEFAULT_URL = "http://localhost:8042/dicom-web"
 URL_KEY = "pacs/url"
@@ -184,7 +184,7 @@ class PacsBrowser(QDockWidget):
     sent = Signal(str)
     failed = Signal(str)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__("PACS", window)
         self.setObjectName("pacsDock")
         self.window_ = window
@@ -395,7 +395,7 @@ class PacsBrowser(QDockWidget):
         message = f"Segmentation sent to {self.server_url()} as DICOM SEG"
         self._say(message)
         self.window_.statusBar().showMessage(message, 10000)
-        if getattr(self.window_, "_dialogs", True):
+        if self.window_.dialogs:
             QMessageBox.information(self.window_, "PACS", message)
         self.sent.emit(series_uid)
 
@@ -417,12 +417,12 @@ class PacsBrowser(QDockWidget):
         self.last_error = message
         self._say(message)
         self.window_.statusBar().showMessage(message, 15000)
-        if getattr(self.window_, "_dialogs", True):
+        if self.window_.dialogs:
             QMessageBox.warning(self.window_, "PACS", message)
         self.failed.emit(message)
 
 
-def install_pacs_browser(window: MainWindow) -> PacsBrowser:
+def install_pacs_browser(window: Workstation) -> PacsBrowser:
     """The PACS dock (hidden until File > PACS...) and File > Send segmentation to PACS."""
     from PySide6.QtCore import Qt
 

@@ -44,7 +44,7 @@ from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
     from medseg_gui.ui.finetune_panel import FinetunePanel
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 COLUMNS = ("Id", "Created", "Model", "Status", "Dice vs draft")
 
@@ -96,7 +96,7 @@ class QueuePanel(QDockWidget):
     refreshed = Signal(list)
     queued = Signal(object)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__("Training queue", window)
         self.setObjectName("QueueDock")
         self.window_ = window
@@ -152,7 +152,7 @@ class QueuePanel(QDockWidget):
             return False
         item = self.items[row]
         if confirm is None:
-            confirm = self.window_._dialogs and QMessageBox.question(
+            confirm = self.window_.dialogs and QMessageBox.question(
                 self, "Remove from queue", f"Remove case {item.id} ({item.case_id}) and its "
                 "files from the training queue?") == QMessageBox.StandardButton.Yes
         if not confirm:
@@ -176,8 +176,7 @@ class QueuePanel(QDockWidget):
             return self._fail("Nothing to send: no segment is completed (set its status in "
                               "the Segments list, or tick \"Include segments not completed\")")
         mask = seg.labelmap.copy()  # a snapshot: editing may go on meanwhile
-        draft = getattr(w, "segment_action", None)
-        ai = draft is not None and draft.draft is seg
+        ai = w.segment_action.draft is seg
         model_ref = next((s.model for s in seg.segments if s.model), "")
         args = (volume.source, volume.info.series_uid or None, seg.geometry, mask,
                 list(seg.segments), editor.draft if ai else None, model_ref,
@@ -221,12 +220,12 @@ class QueuePanel(QDockWidget):
     def _fail(self, message: str) -> bool:
         self.error = message
         self.window_.statusBar().showMessage(message, 15000)
-        if self.window_._dialogs:
+        if self.window_.dialogs:
             QMessageBox.warning(self, "Training queue", message)
         return False
 
 
-def install_queue_panel(window: MainWindow) -> QueuePanel:
+def install_queue_panel(window: Workstation) -> QueuePanel:
     """The Queue dock (tabbed under the right docks) and File > Send to training."""
     panel = QueuePanel(window)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)

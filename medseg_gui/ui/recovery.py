@@ -11,7 +11,6 @@ once and never deleted.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,39 +22,18 @@ from PySide6.QtWidgets import QMessageBox
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.editing.journal import JOURNAL_NAME, Journal, recover, sessions_dir
+from medseg_gui.editing.journal import JOURNAL_NAME, recover
 from medseg_gui.editing.journal import unfinished_sessions as _unfinished
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 
-def start_journal(volume: Volume | None, seg: Segmentation) -> Journal | None:
-    """A new journal for editing ``seg``, or ``None`` when the data folder is not writable."""
-    info = volume.info if volume is not None else None
-    g = seg.geometry
-    header: dict[str, Any] = {
-        "version": 1, "session_id": time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
-        "study_uid": info.study_uid if info else "", "series_uid": info.series_uid if info else "",
-        "shape": list(seg.labelmap.shape), "dtype": str(seg.labelmap.dtype),
-        "segments": [s.to_dict() for s in seg.segments], "created": time.time(),
-        "source": volume.source if volume is not None else "",
-        "description": (info.series_description or info.patient_name) if info else "",
-        "grid": {"spacing": list(g.spacing), "origin": list(g.origin),
-                 "direction": list(g.direction)},
-    }
-    try:
-        return Journal(sessions_dir() / header["session_id"] / JOURNAL_NAME, header,
-                       seg.labelmap)
-    except OSError:
-        return None
-
-
-def confirm_replace(window: MainWindow, force: bool = False) -> bool:
-    """Whether the edited segmentation may be replaced (``MainWindow.confirm_replace_edits``)."""
+def confirm_replace(window: Workstation, force: bool = False) -> bool:
+    """Whether the edited segmentation may be replaced (the window's confirm_replace_edits)."""
     if force or not window.editing.has_edits:
         return True
-    if not window._dialogs:
+    if not window.dialogs:
         return False
     return QMessageBox.question(
         window, "Replace your edits?", "The segmentation has corrections. Replace it anyway? "
@@ -109,7 +87,7 @@ def _geometry(header: dict[str, Any], volume: Volume) -> Geometry:
 class RecoveryManager(QObject):
     """Offers unfinished sessions at start and restores one onto the loaded study."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__(window)
         self.window = window
         self._waiting: PendingSession | None = None

@@ -1,9 +1,9 @@
-"""The one-click tools of the slice views: fill (region grow) and scissors (a lasso).
+"""What the fill and scissors tools need of Qt: a worker thread for the fill, a lasso line.
 
-Both compute a :class:`~medseg_gui.editing.base.Change` with the Qt-free functions of
-:mod:`medseg_gui.editing.regions` and commit it through the controller as one undo step. A
-fill can touch millions of voxels, so it runs on the thread pool; edits wait until it is done
-(:attr:`RegionTools.busy`).
+Their logic is Qt-free (:class:`~medseg_gui.editing.tools.FillTool`,
+:class:`~medseg_gui.editing.tools.ScissorsTool`). A fill can touch millions of voxels, so its
+job runs on the thread pool and the controller commits the change it returns as one undo
+step; edits wait until it is done (:attr:`RegionTools.busy`, the toolbox's ``job_running``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool
 
-from medseg_gui.editing import BrushShape
 from medseg_gui.editing.base import Change
-from medseg_gui.editing.regions import ScissorsOp, region_grow, scissors
+from medseg_gui.editing.regions import ScissorsOp
+from medseg_gui.editing.tools import FillTool, Job, ScissorsTool, Tool
 from medseg_gui.rendering.edit_feedback import LassoLine
 from medseg_gui.ui.workers import Task
 
@@ -25,86 +25,79 @@ if TYPE_CHECKING:
 
 
 class RegionTools(QObject):
-    """Fill and scissors state for an :class:`EditingController`."""
+    """The fill's worker and the scissors' lasso lines for an :class:`EditingController`."""
 
     def __init__(self, controller: EditingController) -> None:
         super().__init__(controller)
         self.controller = controller
-        self.fill_tolerance_hu = 60.0
-        self.scissors_op = ScissorsOp.ERASE_INSIDE
-        self.busy = False
-        self.lasso: list[np.ndarray] = []
+        box = controller.toolbox
+        fill, cut = box.tools[Tool.FILL], box.tools[Tool.SCISSORS]
+        assert isinstance(fill, FillTool) and isinstance(cut, ScissorsTool)
+        self.fill, self.cut = fill, cut
         self._task: Task | None = None
         views = controller.window.views
         self.lines = {o: LassoLine(w.view.renderer) for o, w in views.items()}
 
+    # -- the tools' options (set by the Tools dock) ----------------------------------------------
+    @property
+    def fill_tolerance_hu(self) -> float:
+        return self.fill.tolerance_hu
+
+    @fill_tolerance_hu.setter
+    def fill_tolerance_hu(self, value: float) -> None:
+        self.fill.tolerance_hu = float(value)
+
+    @property
+    def scissors_op(self) -> ScissorsOp:
+        return self.cut.op
+
+    @scissors_op.setter
+    def scissors_op(self, op: ScissorsOp) -> None:
+        self.cut.op = op
+
     # -- fill ----------------------------------------------------------------------------------
-    def fill_at(self, widget: SliceViewWidget, ijk: np.ndarray) -> None:
-        """Region grow from ``ijk`` in the background (2D in this view's slice with the disc)."""
-        c = self.controller
-        editor = c.editor
-        if editor is None or editor.image is None or editor.active_label is None:
-            c.window.statusBar().showMessage("Fill needs the image on the label map's grid")
-            return
-        seg, image, label = editor.segmentation, editor.image, editor.active_label
-        axis = c.view_axis(widget) if c.brush.shape is BrushShape.DISC else None
-        tol, constraint = self.fill_tolerance_hu, c.brush.constraint
-        task = Task(lambda _progress: region_grow(
-            seg, image, ijk.tolist(), label, tolerance_hu=tol, axis=axis, constraint=constraint,
-            hu_range=constraint.hu_range))
+    @property
+    def busy(self) -> bool:
+        return self.controller.toolbox.job_running
+
+    def run(self, job: Job) -> None:
+        """Run a tool's job on the thread pool; its change is committed when it is done."""
+        task = Task(job)
         task.signals.finished.connect(self._on_done)
         task.signals.failed.connect(self._on_failed)
-        self.busy, self._task = True, task
+        self.controller.toolbox.job_running, self._task = True, task
         QThreadPool.globalInstance().start(task)
 
+    def _finish(self, task: Task) -> bool:
+        if task is not self._task:
+            return False
+        self.controller.toolbox.job_running, self._task = False, None
+        return True
+
     def _on_done(self, task: Task, change: Change) -> None:
-        if task is self._task:
-            self.busy, self._task = False, None
+        if self._finish(task):
             self.controller.apply(change)
 
     def _on_failed(self, task: Task, exc: BaseException) -> None:
-        if task is self._task:
-            self.busy, self._task = False, None
+        if self._finish(task):
             self.controller.window.show_error(f"Fill failed: {exc}")
 
-    # -- scissors ------------------------------------------------------------------------------
-    def start_lasso(self, widget: SliceViewWidget, ijk: np.ndarray) -> None:
-        self.lasso = [ijk]
+    # -- the lasso line ----------------------------------------------------------------------
+    @property
+    def lasso(self) -> list[tuple[float, float, float]]:
+        return self.cut.lasso
 
-    def extend_lasso(self, widget: SliceViewWidget, ijk: np.ndarray) -> None:
-        self.lasso.append(ijk)
+    def show_lasso(self, widget: SliceViewWidget) -> None:
+        """Draw the scissors' lasso in progress in ``widget``."""
         seg, layout = self.controller.segmentation, widget.view.layout
-        if seg is None or layout is None:
+        if seg is None or layout is None or not self.cut.lasso:
             return
-        world = seg.geometry.index_to_world(np.asarray(self.lasso))
+        world = seg.geometry.index_to_world(np.asarray(self.cut.lasso))
         xy = layout.world_to_view(world)[:, :2]
         self.lines[widget.view.orientation].set_points(xy.tolist())
-        widget.render_view()
 
-    def cancel_lasso(self) -> None:
-        if self.lasso:
-            self.lasso = []
-            for o, line in self.lines.items():
+    def clear_lasso(self) -> None:
+        for o, line in self.lines.items():
+            if line.actor.GetVisibility():
                 line.set_points([])
                 self.controller.window.views[o].render_view()
-
-    def finish_lasso(self, widget: SliceViewWidget) -> None:
-        """Cut the polygon: through the current slice (disc) or the whole volume (sphere)."""
-        c = self.controller
-        points, self.lasso = self.lasso, []
-        self.lines[widget.view.orientation].set_points([])
-        editor = c.editor
-        if editor is None or editor.active_label is None or len(points) < 3:
-            widget.render_view()
-            return
-        axis = c.view_axis(widget)
-        drop = 2 - int(axis)  # the (i, j, k) component across the plane
-        uv = [[float(p[n]) for n in range(3) if n != drop] for p in points]
-        depth = None
-        if c.brush.shape is BrushShape.DISC:
-            s = round(float(points[0][drop]))
-            depth = (s, s)
-        c.apply(scissors(editor.segmentation, uv, axis, editor.active_label,
-                         op=self.scissors_op, depth=depth, image=editor.image,
-                         constraint=c.brush.constraint))
-        widget.render_view()

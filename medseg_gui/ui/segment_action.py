@@ -7,7 +7,7 @@ promotion switches the next segmentation to the new version; its segments record
 The GUI thread only submits the job (one copy of the voxels into shared memory), polls
 :meth:`~medseg_gui.inference.worker.InferenceWorker.poll` every ``POLL_MS`` (non-blocking), and
 shows progress ("windows done of total") and Cancel in the status bar. The result becomes a
-new editable segmentation through :meth:`MainWindow.set_segmentation`, which asks before it
+new editable segmentation through :meth:`Workstation.set_segmentation`, which asks before it
 replaces manual edits; the editor then tracks effort against this result as the AI draft.
 A crash of the worker process, or a missing or tampered model, is one message; the window
 and its edits survive.
@@ -36,7 +36,7 @@ from medseg_gui.inference.worker import InferenceWorker, SegmentJob
 from medseg_gui.io.errors import LoadError
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 POLL_MS = 100
 
@@ -75,7 +75,7 @@ class SegmentAction(QObject):
     started = Signal()
     ended = Signal()
 
-    def __init__(self, window: MainWindow, model: str | None = None, backend: str = "auto",
+    def __init__(self, window: Workstation, model: str | None = None, backend: str = "auto",
                  device: str | None = None) -> None:
         super().__init__(window)
         self.window = window
@@ -206,7 +206,7 @@ class SegmentAction(QObject):
         text = str(job.report.get("warning") or job.report.get("summary") or job.message)
         self.last_warning = text
         study = job.report.get("stage") == "study"
-        if self.window._dialogs:
+        if self.window.dialogs:
             box = QMessageBox(QMessageBox.Icon.Warning, "Outside what the model knows",
                               f"This {'study' if study else 'result'} is {text}.\n\n"
                               "The AI prompt tool segments any lesion from a click or a box.",
@@ -235,7 +235,7 @@ class SegmentAction(QObject):
 
     def offer_prompt_tool(self) -> None:
         """Switch to the AI prompt tool (the promptable model) and say how to use it."""
-        from medseg_gui.ui.editing_tools import Tool
+        from medseg_gui.editing.tools import Tool
 
         self.window.editing.set_tool(Tool.AI)
         self.window.statusBar().showMessage(
@@ -261,11 +261,11 @@ class SegmentAction(QObject):
         self.last_error = message
         self.window.statusBar().showMessage(message)
         self.failed.emit(message)
-        if self.window._dialogs:
+        if self.window.dialogs:
             QMessageBox.warning(self.window, "Segmentation failed", message)
 
 
-def install_segment_action(window: MainWindow) -> SegmentAction:
+def install_segment_action(window: Workstation) -> SegmentAction:
     """The action in a toolbar and the Tools menu; the worker stops when the window closes."""
     segment = SegmentAction(window)
     toolbar = window.addToolBar("AI")

@@ -38,7 +38,7 @@ from medseg_gui.ui.editing_tools import DEBOUNCE_MS, EditingController
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 # The lock and the status come last so that the columns before them keep their places.
 VISIBLE, COLOR, NAME, VOLUME, LOCKED, STATUS = range(6)
@@ -60,7 +60,7 @@ def _check_item(checked: bool, tip: str) -> QTableWidgetItem:
 class SegmentPanel(QDockWidget):
     """Rows of segments; the selected row is the active segment (the one painting)."""
 
-    def __init__(self, window: MainWindow, controller: EditingController) -> None:
+    def __init__(self, window: Workstation, controller: EditingController) -> None:
         super().__init__("Segments", window)
         self.setObjectName("SegmentsDock")
         self.controller = controller

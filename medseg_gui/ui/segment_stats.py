@@ -45,7 +45,7 @@ from medseg_gui.ui.viewer_setup import find_menu
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 REFRESH_MS = 800  # after the last edit: a stroke's many commits cost one measurement
 COLUMNS = ["Segment", "Volume (mL)", "Voxels", "3D diameter (mm)", "RECIST long (mm)",
@@ -122,7 +122,7 @@ class SegmentStats(QObject):
 
     measured = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__(window)
         self.window = window
         self.controller = window.editing
@@ -274,6 +274,6 @@ class SegmentStats(QObject):
                                        + np.asarray(axes.long.end)) / 2)
 
 
-def install_segment_stats(window: MainWindow) -> SegmentStats:
+def install_segment_stats(window: Workstation) -> SegmentStats:
     """Add the Segment statistics dock (tabbed with Segments) and View > Show RECIST axes."""
     return SegmentStats(window)

@@ -43,7 +43,7 @@ from medseg_gui.editing.morphology import (
 from medseg_gui.ui.workers import Task
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
+    from medseg_gui.ui.workstation import Workstation
 
 # The effort readout is recomputed this long after the last edit (ms).
 EFFORT_DEBOUNCE_MS = 500
@@ -142,10 +142,12 @@ class SegmentTools(QObject):
     done = Signal(str)
     effortUpdated = Signal(str)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Workstation) -> None:
         super().__init__(window)
         self.window = window
         self.controller = window.editing
+        # While a Segment menu tool runs, the slice views' tools wait (and it waits for them).
+        self.controller.toolbox.busy_sources.append(lambda: self.busy)
         self._task: Task | None = None
         self._running: tuple[SegmentTool, SegmentEditor, int] | None = None
         self._generation = 0  # edits committed; a tool's result must not undo newer ones
@@ -221,13 +223,13 @@ class SegmentTools(QObject):
         tool = next(t for t in TOOLS if t.key == key)
         c = self.controller
         editor = c.editor
-        if self.busy or c.busy or editor is None or editor.active_label is None:
+        if c.busy or editor is None or editor.active_label is None:
             self.window.statusBar().showMessage(f"{tool.text}: no segment to work on", 5000)
             return False
         if value is None and tool.ask is not None:
             prompt, default, lo, hi = tool.ask
             value = default
-            if self.window._dialogs:
+            if self.window.dialogs:
                 value, ok = QInputDialog.getDouble(self.window, tool.text, prompt, default,
                                                    lo, hi, 1)
                 if not ok:
@@ -335,7 +337,7 @@ class SegmentTools(QObject):
         self.effortUpdated.emit(text)
 
 
-def install_segment_tools(window: MainWindow) -> SegmentTools:
+def install_segment_tools(window: Workstation) -> SegmentTools:
     """The Segment menu, its buttons in the Tools dock and the status bar's effort readout."""
     return SegmentTools(window)
 

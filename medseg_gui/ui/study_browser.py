@@ -74,7 +74,8 @@ def series_work(entry: SeriesEntry, labels: str | Path | None = None,
 
         volume = load_series(entry.files, headers=entry.headers, source=source,
                              progress=scaled(progress, 0.0, 0.9 if labels else 1.0))
-        return volume, load_mask(labels, volume) if labels else None
+        return volume, load_mask(labels, volume, scaled(progress, 0.9, 1.0)) \
+            if labels else None
 
     return work
 

@@ -29,13 +29,14 @@ from PySide6.QtWidgets import (
 
 from medseg_gui.editing import HU_PRESETS, BrushShape, MaskMode, Overwrite, PaintConstraint
 from medseg_gui.editing.regions import ScissorsOp
+from medseg_gui.editing.tools import Tool
 from medseg_gui.ui.ai_tool import AIPromptSection
-from medseg_gui.ui.editing_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, EditingController, Tool
+from medseg_gui.ui.editing_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, EditingController
 
 if TYPE_CHECKING:
-    from medseg_gui.ui.main_window import MainWindow
     from medseg_gui.ui.recovery import RecoveryManager
     from medseg_gui.ui.segment_panel import SegmentPanel
+    from medseg_gui.ui.workstation import Workstation
 
 TOOL_KEYS = {Tool.NAVIGATE: ("&Navigate", "N"), Tool.PAINT: ("&Paint", "B"),
              Tool.ERASE: ("&Erase", "E"), Tool.FILL: ("&Fill (region grow)", "F"),
@@ -49,7 +50,7 @@ SCISSORS_OPS = {"Erase inside": ScissorsOp.ERASE_INSIDE, "Erase outside":
 class EditActions:
     """Undo/redo (with the step's name) and the tool actions, in an Edit and a Tools menu."""
 
-    def __init__(self, window: MainWindow, controller: EditingController) -> None:
+    def __init__(self, window: Workstation, controller: EditingController) -> None:
         self.controller = controller
         menu = window.menuBar().addMenu("&Edit")
         self.undo = QAction("&Undo", window)
@@ -97,7 +98,7 @@ class EditActions:
 class ToolPanel(QDockWidget):
     """Tool buttons, brush size and shape, intensity and segment limits."""
 
-    def __init__(self, window: MainWindow, controller: EditingController,
+    def __init__(self, window: Workstation, controller: EditingController,
                  actions: EditActions) -> None:
         super().__init__("Tools", window)
         self.setObjectName("ToolsDock")
@@ -239,7 +240,7 @@ class ToolPanel(QDockWidget):
 
 
 
-def install_editing(window: MainWindow) -> tuple[EditingController, EditActions, ToolPanel,
+def install_editing(window: Workstation) -> tuple[EditingController, EditActions, ToolPanel,
                                                   SegmentPanel, RecoveryManager]:
     """The editing controller, tool and segment docks, Edit/Tools menus and crash recovery."""
     from medseg_gui.ui.recovery import RecoveryManager
@@ -252,6 +253,6 @@ def install_editing(window: MainWindow) -> tuple[EditingController, EditActions,
     for dock in (segments, tools):
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     recovery = RecoveryManager(window)
-    if window._dialogs:
+    if window.dialogs:
         QTimer.singleShot(0, recovery.offer)
     return editing, actions, tools, segments, recovery

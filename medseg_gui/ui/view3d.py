@@ -3,13 +3,13 @@
 :class:`View3DPanel` is a small header (preset, volume/surfaces toggles, reset, surface build
 progress) above a :class:`View3DWidget`. Surfaces are built by
 :func:`medseg_gui.rendering.surfaces.build_surfaces` on the thread pool from a copy of the
-label map, and handed to the scene (rendering) on the GUI thread. Editing code calls
-:meth:`View3DPanel.segmentation_changed` after each change; rebuilds are debounced.
+label map, and handed to the scene (rendering) on the GUI thread. The main window connects the
+editing controller's signals to :meth:`View3DPanel.segmentation_changed` (rebuilds are
+debounced) and :meth:`View3DPanel.set_busy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -130,8 +130,8 @@ class View3DPanel(QWidget):
         # and back-to-back synchronous renders of a freshly loaded scene crashed llvmpipe.
         self._render_soon = QTimer(self, singleShot=True, interval=0)
         self._render_soon.timeout.connect(self._render_when_free)
-        # Set by the main window: True while a frame would interrupt the user (a paint stroke).
-        self.busy: Callable[[], bool] = lambda: False
+        # True while a frame would interrupt the user (a paint stroke): see set_busy.
+        self.busy = False
 
         self.preset_box = QComboBox()
         self.preset_box.addItems([p.name for p in self.presets])
@@ -226,8 +226,13 @@ class View3DPanel(QWidget):
         :attr:`busy` says the user is in the middle of a stroke."""
         self._render_soon.start()
 
+    def set_busy(self, busy: bool) -> None:
+        """Slot: while ``busy`` (the user paints), frames wait (a still frame costs 0.5-10 s
+        on software OpenGL, all of it on the GUI thread)."""
+        self.busy = bool(busy)
+
     def _render_when_free(self) -> None:
-        if self.busy():
+        if self.busy:
             self._render_soon.start(BUSY_RETRY_MS)
             return
         self._render_soon.setInterval(0)

@@ -109,13 +109,19 @@ def test_loading_runs_off_the_gui_thread_and_can_be_cancelled(qtbot):  # type: i
     assert w.views[Orientation.AXIAL].view.layout is not None
 
 
-def test_open_labels_overlays_in_background(qtbot, tmp_path):  # type: ignore[no-untyped-def]
+def _marker_with_mask(tmp_path):  # type: ignore[no-untyped-def]
+    """A small marker study and its mask as a label NIfTI (what Open labels reads)."""
     from medseg_gui.core.volume import Volume
     from medseg_gui.io.imagefile import write_image
 
     volume = marker_volume("lps-iso", LEFT)
     mask = write_image(Volume((volume.array > 0).astype(np.uint8), volume.geometry),
                        tmp_path / "mask.nii.gz")
+    return volume, mask
+
+
+def test_open_labels_overlays_in_background(qtbot, tmp_path):  # type: ignore[no-untyped-def]
+    volume, mask = _marker_with_mask(tmp_path)
     w = MainWindow(dialogs=False)
     qtbot.addWidget(w)
     w.set_volume(volume)
@@ -150,9 +156,6 @@ def test_open_labels_dialog_offers_dicom_and_opens_the_demo_rtstruct(qtbot, monk
 def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ignore[no-untyped-def]
     import threading
 
-    from medseg_gui.core.volume import Volume
-    from medseg_gui.io.imagefile import write_image
-
     gate = threading.Event()
 
     def gated_loader(path, progress):  # type: ignore[no-untyped-def]
@@ -160,9 +163,7 @@ def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ign
         check(progress, 0.5, "reading")  # raises Cancelled once the task was cancelled
         return marker_volume("ras-thick", LEFT)
 
-    volume = marker_volume("lps-iso", LEFT)
-    mask = write_image(Volume((volume.array > 0).astype(np.uint8), volume.geometry),
-                       tmp_path / "mask.nii.gz")
+    volume, mask = _marker_with_mask(tmp_path)
     w = MainWindow(loader=gated_loader, dialogs=False)
     qtbot.addWidget(w)
     w.set_volume(volume)
@@ -180,6 +181,40 @@ def test_open_labels_cancels_the_load_it_replaces(qtbot, tmp_path):  # type: ign
     qtbot.wait(200)  # the cancelled study load ends without replacing anything
     assert w.volume is volume and not loaded
     assert [s.label for s in w.segmentation.segments] == [1]
+
+
+def test_a_replaced_labels_load_stops_instead_of_running_to_its_end(qtbot, tmp_path,
+                                                                     monkeypatch):  # type: ignore[no-untyped-def]
+    import threading
+
+    from medseg_gui.io import masks
+
+    gate, returned = threading.Event(), []
+
+    def held_load_mask(path, volume, progress):  # type: ignore[no-untyped-def]
+        if not returned:  # the first load waits until a second one has replaced it
+            returned.append(None)
+            gate.wait(10)
+        seg = masks.load_mask(path, volume, progress)
+        returned.append(seg)
+        return seg
+
+    monkeypatch.setattr("medseg_gui.ui.main_window.load_mask", held_load_mask)
+    volume, mask = _marker_with_mask(tmp_path)
+    w = MainWindow(dialogs=False)
+    qtbot.addWidget(w)
+    w.set_volume(volume)
+    w.open_labels(mask)
+    first = w._task
+    ended: list[str] = []
+    first.signals.cancelled.connect(lambda _t: ended.append("cancelled"))
+    first.signals.finished.connect(lambda _t, _r: ended.append("finished"))
+    qtbot.waitUntil(lambda: len(returned) == 1, timeout=5000)  # the first is running
+    w.open_labels(mask)
+    qtbot.waitUntil(lambda: w.segmentation is not None and not w.loading, timeout=10000)
+    gate.set()
+    qtbot.waitUntil(lambda: ended == ["cancelled"], timeout=5000)
+    assert len(returned) == 2  # the replaced load read nothing: only the second returned
 
 
 @pytest.mark.parametrize("as_folder", [False, True], ids=["file", "folder"])

@@ -64,7 +64,10 @@ def test_paint_in_axial_view_changes_the_voxels_under_the_mouse(win):  # type: i
     p = centre(axial) + QPoint(30, 4)  # off the crosshair line
     assert int(after[p.y(), p.x(), 0]) - int(after[p.y(), p.x(), 2]) > \
         int(before[p.y(), p.x(), 0]) - int(before[p.y(), p.x(), 2]) + 30
-    assert win.edit_actions.undo.text() == "&Undo Paint"
+    # The segment the first stroke created and the stroke are one step: one Ctrl+Z, no trace.
+    assert win.edit_actions.undo.text() == "&Undo Add segment + Paint"
+    win.edit_actions.undo.trigger()
+    assert seg.segments == [] and not seg.labelmap.any()
 
 
 def test_erase_removes_only_what_it_touches(win):  # type: ignore[no-untyped-def]
@@ -224,12 +227,18 @@ def test_replacing_edits_is_refused_unless_forced(win):  # type: ignore[no-untyp
     assert win.set_segmentation(other, force=True) is True and win.segmentation is other
 
 
-def test_3d_view_hears_about_edits_debounced(win, qtbot, monkeypatch):  # type: ignore[no-untyped-def]
-    calls = []
-    monkeypatch.setattr(win.view3d, "segmentation_changed", lambda: calls.append(1))
+def test_3d_view_hears_about_edits_debounced(win, qtbot):  # type: ignore[no-untyped-def]
+    calls, painting = [], []
+    win.editing.settled.connect(lambda: calls.append(1))  # the window connects the 3D view
+    win.editing.gestureChanged.connect(lambda on: painting.append((on, win.view3d.busy)))
     axial = win.views[Orientation.AXIAL]
     win.editing.set_tool("paint")
     for dy in (0, 20, 40):  # three quick strokes: one rebuild request after the last
         drag(axial, stroke_points(axial, dx=30, dy=dy, steps=3))
     assert calls == []
+    # the 3D view held its frames during each stroke and is free after it
+    assert painting == [(True, True), (False, False)] * 3
     qtbot.waitUntil(lambda: calls == [1], timeout=3000)
+    with qtbot.waitSignal(win.view3d.surfacesBuilt, timeout=20000) as built:
+        pass  # the request reached the 3D view: its surfaces are rebuilt
+    assert built.args == [1]

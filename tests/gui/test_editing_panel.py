@@ -60,11 +60,16 @@ def test_volumes_follow_edits(win, qtbot):  # type: ignore[no-untyped-def]  # no
     def shown() -> float:
         return float(panel.table.item(0, 3).text())
 
-    expected = seg.volumes_ml()[1]
+    first = seg.volumes_ml()[1]
     qtbot.waitUntil(lambda: panel.table.item(0, 3).text() not in ("", "...")
-                    and abs(shown() - expected) < 0.01, timeout=3000)
+                    and abs(shown() - first) < 0.01, timeout=3000)
+    drag(axial, stroke_points(axial, dy=-40, dx=60, steps=6))  # a second, separate stroke
+    assert seg.volumes_ml()[1] > first
+    qtbot.waitUntil(lambda: abs(shown() - seg.volumes_ml()[1]) < 0.01, timeout=3000)
     win.editing.undo()
-    qtbot.waitUntil(lambda: shown() == 0.0, timeout=3000)
+    qtbot.waitUntil(lambda: abs(shown() - first) < 0.01, timeout=3000)
+    win.editing.undo()  # the first stroke took the segment it created with it
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=3000)
 
 
 def test_hidden_segment_disappears_from_the_overlay(win):  # type: ignore[no-untyped-def]  # noqa: F811

@@ -142,7 +142,7 @@ def test_a_study_outside_the_models_use_is_not_shown_as_a_draft(qtbot, window, s
     offers the AI prompt tool and choosing it selects that tool."""
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from medseg_gui.ui.editing_tools import Tool
+    from medseg_gui.editing.tools import Tool
 
     with qtbot.waitSignal(window.studyLoaded, timeout=120_000):
         window.open_path(shared_data / "ibsi_lung" / "dicom" / "image")
@@ -165,12 +165,12 @@ def test_a_study_outside_the_models_use_is_not_shown_as_a_draft(qtbot, window, s
         asked.append(box.text())
         next(b for b in box.buttons() if "AI prompt" in b.text()).click()
 
-    window._dialogs = True
+    window.dialogs = True
     try:
         QTimer.singleShot(50, choose_prompt_tool)
         assert action.start()
         qtbot.waitUntil(lambda: bool(asked) and window.editing.tool is Tool.AI,
                         timeout=SEGMENT_TIMEOUT_MS)
     finally:
-        window._dialogs = False
+        window.dialogs = False
     assert "bone sections" in asked[0] and window.segmentation is None

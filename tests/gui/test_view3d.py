@@ -117,3 +117,24 @@ def test_surfaces_are_smooth_and_closed() -> None:
 def test_presets_are_data() -> None:
     names = [p.name for p in load_volume_presets()]
     assert {"Bone", "Soft tissue", "Lung"} <= set(names)
+
+
+def test_exported_stl_is_the_surface_the_view_shows(qtbot, shared_data, tmp_path):  # type: ignore[no-untyped-def]
+    """A real sarcoma mask: the triangles the 3D view draws are the STL file's, to float32."""
+    from medseg_gui.io.label_nifti import read_label_nifti
+    from medseg_gui.io.loader import load_volume
+    from medseg_gui.io.surfaces import export_surfaces, read_stl
+    from medseg_gui.rendering.surfaces import polydata_triangles
+
+    case = shared_data / "ibsi_sts" / "nifti" / "STS_008"
+    volume = load_volume(case / "CT_image.nii.gz")
+    seg = read_label_nifti(case / "CT_mask.nii.gz")
+    panel = _panel(qtbot)
+    panel.set_volume(volume)
+    with qtbot.waitSignal(panel.surfacesBuilt, timeout=20000):
+        panel.set_segmentation(seg)
+    shown = polydata_triangles(panel.scene.surface_actors[0].GetMapper().GetInput())
+    (stl,) = export_surfaces(seg, tmp_path / "stl", "stl")
+    written, _normals = read_stl(stl)
+    assert written.shape == shown.shape and len(shown) > 1000
+    assert np.allclose(written, shown, atol=1e-4, rtol=0)  # float32 of LPS mm
