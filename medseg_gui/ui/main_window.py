@@ -7,6 +7,7 @@ Loading runs on a thread pool through :class:`~medseg_gui.ui.workers.Task`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -329,6 +330,12 @@ class MainWindow(QMainWindow):
         wl = auto_window(volume.array, volume.modality)
         self.set_window_level(wl.width, wl.level)
         self.set_crosshair(volume_center(volume.geometry))
+        # Showing a new study is a pause the user expects: collect the garbage now and move
+        # every object that exists (modules, widgets, this study) out of the cycle collector's
+        # way. Its full collections scanned ~160k objects in 64-78 ms, and one falling inside a
+        # brush stroke was a 70-110 ms frame; now they scan only what was made since.
+        gc.collect()
+        gc.freeze()
 
     def set_segmentation(self, segmentation: Segmentation | None, force: bool = False) -> bool:
         """Overlay a label map (any grid: it is resliced on its own geometry) and edit it.
