@@ -10,8 +10,8 @@ the outer pixel edges (the image actor's ``BorderOn``) with the texture clamped 
 
 A pixel that shows nothing still costs as much to shade as one that shows something, so a
 layer draws only the tiles (:data:`TILE` texels square) of its image that hold something:
-for the CT the tiles not entirely black (the air around the body, a third to a half of an
-abdominal slice in a soft-tissue window; the view's background is black), for an overlay the
+for the CT the tiles not entirely black (the air around the body is about half of an abdominal
+slice in a soft-tissue window; the view's background is black), for an overlay the
 tiles with a pixel that is not fully transparent. A tile is skipped only when it and the ring of
 texels around it are empty, so no pixel changes: a screen pixel inside a skipped tile samples
 (linear or nearest) only texels within one texel of it, all of them empty, exactly what the
