@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkLookupTable
 
@@ -14,37 +15,40 @@ from medseg_gui.core.segmentation import Segment
 UNKNOWN_LABEL_COLOR = (255, 0, 255)
 
 
-def _rgba(color: tuple[int, int, int]) -> tuple[float, float, float, float]:
-    return (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0, 1.0)
+def label_colors(segments: Iterable[Segment], hidden: Iterable[int] = (),
+                 codes: int = 256) -> npt.NDArray[np.uint8]:
+    """RGBA (``(codes, 4)`` uint8) of every label value ``0 .. codes - 1``.
+
+    0 and ``hidden`` labels are transparent, a segment's label has its colour, and any other
+    label shows in :data:`UNKNOWN_LABEL_COLOR`.
+    """
+    table = np.empty((int(codes), 4), dtype=np.uint8)
+    table[:] = (*UNKNOWN_LABEL_COLOR, 255)
+    for seg in segments:
+        if 0 <= seg.label < codes:
+            table[seg.label] = (*seg.color, 255)
+    for value in (0, *hidden):
+        if 0 <= value < codes:
+            table[int(value)] = 0
+    return table
 
 
 def label_lookup_table(segments: Iterable[Segment], max_label: int,
                        hidden: Iterable[int] = ()) -> vtkLookupTable:
-    """An indexed table mapping label ``v`` to its segment colour, 0 to transparent.
+    """:func:`label_colors` as an indexed ``vtkLookupTable`` over ``0 .. max_label`` (labels
+    above it transparent), for stock VTK pipelines such as the benchmarks' baselines.
 
     The range is ``[-0.5, max_label + 0.5]`` with ``max_label + 1`` entries, so each integer
     label falls in the middle of its own entry (no rounding at the bin edges).
     """
     n = max(int(max_label), 1) + 1
     lut = vtkLookupTable()
-    lut.SetNumberOfTableValues(n)
     lut.SetTableRange(-0.5, n - 0.5)
-    for value in range(n):
-        lut.SetTableValue(value, *_rgba(UNKNOWN_LABEL_COLOR))
-    lut.SetTableValue(0, 0.0, 0.0, 0.0, 0.0)
-    for seg in segments:
-        if seg.label < n:
-            lut.SetTableValue(seg.label, *_rgba(seg.color))
-    for value in hidden:
-        if 0 <= value < n:
-            lut.SetTableValue(int(value), 0.0, 0.0, 0.0, 0.0)
+    lut.SetTable(numpy_to_vtk(label_colors(segments, hidden, n), deep=True))  # type: ignore[no-untyped-call]
     lut.SetBelowRangeColor(0.0, 0.0, 0.0, 0.0)
     lut.SetAboveRangeColor(0.0, 0.0, 0.0, 0.0)
     lut.UseBelowRangeColorOn()
     lut.UseAboveRangeColorOn()
-    lut.Build()
-    # Build() can reset entries on some VTK versions; set them again to be sure.
-    lut.SetTableValue(0, 0.0, 0.0, 0.0, 0.0)
     return lut
 
 
@@ -63,31 +67,24 @@ _ALPHA_AT = ((0.0, 0.0), (PROBABILITY_FLOOR, 0.0), (0.3, 1.0), (0.7, 1.0), (1.0,
 HALF_ONE_BITS = int(np.float16(1.0).view(np.uint16))
 
 
-def probability_lookup_table(floor: float = PROBABILITY_FLOOR) -> vtkLookupTable:
-    """Viridis for a probability map given as the *bit patterns* of its float16 values.
+def probability_colors(floor: float = PROBABILITY_FLOOR) -> npt.NDArray[np.uint8]:
+    """Viridis RGBA (``(65536, 4)`` uint8) for a probability map given as the *bit patterns*
+    of its float16 values, indexed by those bits read as ``uint16``.
 
-    Values below ``floor`` are transparent; see ``_ALPHA_AT`` for the alpha elsewhere.
-
-    VTK has no float16 image type. Read as ``uint16``, the halves in ``[0, 1]`` are the
-    integers ``0 .. 0x3C00`` in the same order, so the map goes to VTK without a copy or a
-    conversion, and this indexed table (one entry per half, coloured by its value) maps each
-    code to its colour. Codes above ``0x3C00`` (negative values, NaN) are transparent. The
-    reslice in front of it must be nearest-neighbour: blending bit patterns is meaningless.
+    Values below ``floor`` are transparent; see ``_ALPHA_AT`` for the alpha elsewhere. Read as
+    ``uint16``, the halves in ``[0, 1]`` are the codes ``0 .. 0x3C00`` in the same order, so the
+    map needs no copy or conversion. Codes above ``0x3C00`` (negative values, NaN) are
+    transparent. Where the map is resliced it must be by nearest neighbour: blending bit
+    patterns is meaningless.
     """
     value = np.arange(HALF_ONE_BITS + 1, dtype=np.uint16).view(np.float16).astype(np.float64)
     anchors = np.linspace(0.0, 1.0, len(VIRIDIS))
-    rgba = np.empty((value.size, 4))
+    rgba = np.zeros((65536, 4))
     for c in range(3):
-        rgba[:, c] = np.interp(value, anchors, [rgb[c] for rgb in VIRIDIS])
+        rgba[:value.size, c] = np.interp(value, anchors, [rgb[c] for rgb in VIRIDIS])
     xs, alphas = zip(*_ALPHA_AT, strict=True)
-    rgba[:, 3] = np.interp(value, xs, alphas)
-    rgba[value < floor, 3] = 0.0
-    lut = vtkLookupTable()
-    lut.SetTableRange(-0.5, HALF_ONE_BITS + 0.5)
-    table = numpy_to_vtk(np.rint(rgba * 255).astype(np.uint8), deep=True)  # type: ignore[no-untyped-call]
-    lut.SetTable(table)
-    lut.SetBelowRangeColor(0.0, 0.0, 0.0, 0.0)
-    lut.SetAboveRangeColor(0.0, 0.0, 0.0, 0.0)
-    lut.UseBelowRangeColorOn()
-    lut.UseAboveRangeColorOn()
-    return lut
+    rgba[:value.size, 3] = np.interp(value, xs, alphas)
+    rgba[:value.size][value < floor, 3] = 0.0
+    table: npt.NDArray[np.uint8] = np.rint(rgba * 255).astype(np.uint8)
+    table[table[:, 3] == 0] = 0
+    return table

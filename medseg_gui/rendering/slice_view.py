@@ -1,22 +1,24 @@
-"""One slice view as a VTK pipeline (a ``vtkRenderer``, no widget).
+"""One slice view as a VTK scene (a ``vtkRenderer``, no widget).
 
-``volume -> vtkImageReslice -> vtkImageMapToColors (grey ramp) -> SliceLayer`` and
-``labels -> vtkImageReslice (nearest) -> vtkImageMapToColors -> SliceLayer`` on top, plus
-crosshair lines and orientation letters. A :class:`~medseg_gui.rendering.slice_layer.SliceLayer`
-is an unlit textured quad: on software OpenGL the frame time is the pixels shaded (see there).
-The AI's probability (optional, off by default) is a second layer of the same shape under the
-labels, with its own colour table and opacity; while it is off its reslice is neither moved
-with the slice nor run, so scrolling costs what it did.
+Layers, bottom to top: the CT (window/level grey), the AI's probability (optional, off by
+default, its own colour table and opacity), the labels (fill or outline), then crosshair lines
+and orientation letters. Each layer's pixels come from a
+:class:`~medseg_gui.rendering.slice_source.PlaneSampler` (a numpy view of the array for
+axis-aligned grids, ``vtkImageReslice`` otherwise), are coloured through a code table on the
+CPU and drawn by a :class:`~medseg_gui.rendering.slice_layer.SliceLayer`: unlit textured quads
+that skip empty tiles, because on software OpenGL the frame time is the pixels shaded.
 
 The renderer's world coordinates are the view coordinates of :mod:`medseg_gui.rendering.slicing`
 with the current slice at ``Z = 0``; the camera looks down ``-Z`` with ``+Y`` up, so the
 radiological convention comes from the :class:`~medseg_gui.rendering.slicing.SliceLayout`,
 never from the camera.
 
-What a slice change costs: moving the crosshair re-runs a reslice only where the plane moved
-(the other views' planes stay; only their crosshair lines move), and order-independent
-translucency is off, because the layers are flat, drawn back to front in a fixed order, and
-VTK's OIT pass added several full-window passes per frame (about half the frame on llvmpipe).
+What a frame costs: a layer is sampled, coloured and uploaded again only when what it shows
+changed (its slice, its data, its colours), checked before each render; moving the crosshair
+within the plane only moves the crosshair lines. An edited label map uploads only the box of
+its visible pixels on the current slice. Order-independent translucency is off: the layers are
+flat, drawn back to front in a fixed order, and VTK's OIT pass added several full-window passes
+per frame (about half the frame on llvmpipe).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import vtkmodules.vtkRenderingFreeType
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 from vtkmodules.vtkCommonCore import vtkCommand, vtkPoints, vtkScalarsToColors
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-from vtkmodules.vtkImagingCore import vtkImageMapToColors, vtkImageReslice
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
     vtkPolyDataMapper,
@@ -43,11 +44,17 @@ from vtkmodules.vtkRenderingCore import (
 from medseg_gui.core.geometry import Geometry
 from medseg_gui.core.segmentation import Segment, Segmentation
 from medseg_gui.core.volume import Volume
-from medseg_gui.rendering.imagedata import to_vtk_image, to_vtk_matrix
-from medseg_gui.rendering.label_outline import LabelOutline
-from medseg_gui.rendering.overlay import label_lookup_table, probability_lookup_table
+from medseg_gui.rendering.label_outline import outline_mask
+from medseg_gui.rendering.overlay import label_colors, probability_colors
 from medseg_gui.rendering.scale_bar import ScaleBar
 from medseg_gui.rendering.slice_layer import SliceLayer
+from medseg_gui.rendering.slice_source import (
+    PlaneSampler,
+    apply_table,
+    code_table,
+    map_grey,
+    nonzero_box,
+)
 from medseg_gui.rendering.slicing import Orientation, SliceLayout, edge_letters
 
 CROSSHAIR_COLOR = {Orientation.AXIAL: (1.0, 0.3, 0.3), Orientation.CORONAL: (0.3, 1.0, 0.3),
@@ -76,47 +83,32 @@ class SliceView:
         self.slice_index = 0
         self.zoom = 1.0
         self.pan = (0.0, 0.0)
-        self._labels_geometry: Geometry | None = None
-        self._probability_geometry: Geometry | None = None
         self._crosshair = np.zeros(3)
 
-        self._reslice = self._make_reslice(linear=True)
         # Window/level as vtkImageActor maps it (a linear vtkScalarsToColors ramp over
         # level -/+ width / 2, rounded), so the grey values are the same as before.
         self._grey = vtkScalarsToColors()
         self._window_width, self._window_center = 400.0, 40.0
-        self._image_colors = vtkImageMapToColors()
-        self._image_colors.SetOutputFormatToLuminance()
-        self._image_colors.SetLookupTable(self._grey)
-        self._image_colors.SetInputConnection(self._reslice.GetOutputPort())
+        self._grey_table: npt.NDArray[np.uint8] | None = None  # for the volume's dtype
+        self._image_source = PlaneSampler(linear=True)
         self._image = SliceLayer(0.0, linear=True)
-        self._image.set_input_connection(self._image_colors.GetOutputPort())
 
-        self._label_reslice = self._make_reslice(linear=False)
-        self._label_colors = vtkImageMapToColors()
-        self._label_colors.SetOutputFormatToRGBA()
-        # Fill or outline (see set_label_style): the outline works on the resliced 2D slice
-        # and sits between the reslice and the colours only while it is on.
-        self._label_outline = LabelOutline()
-        self._label_outline.SetInputConnection(self._label_reslice.GetOutputPort())
-        self._label_colors.SetInputConnection(self._label_reslice.GetOutputPort())
+        self._label_source = PlaneSampler(linear=False)
+        self._label_table = label_colors(())
+        self._outline = False  # fill or outline (set_label_style)
         self.label_opacity = 0.45
-        self._labels = SliceLayer(_LABEL_Z, linear=False, opacity=self.label_opacity, crop=True)
-        self._labels.set_input_connection(self._label_colors.GetOutputPort())
+        self._labels = SliceLayer(_LABEL_Z, linear=False, opacity=self.label_opacity)
 
-        # Nearest-neighbour: the image holds float16 bit patterns (probability_lookup_table).
-        self._probability_reslice = self._make_reslice(linear=False)
-        self._probability_colors = vtkImageMapToColors()
-        self._probability_colors.SetOutputFormatToRGBA()
-        self._probability_colors.SetLookupTable(probability_lookup_table())
-        self._probability_colors.SetInputConnection(self._probability_reslice.GetOutputPort())
+        # Nearest-neighbour: the map holds float16 bit patterns (probability_colors).
+        self._probability_source = PlaneSampler(linear=False)
+        self._probability_table: npt.NDArray[np.uint8] | None = None  # made when first shown
         self.probability_opacity = 0.5
         self._probability = SliceLayer(_PROBABILITY_Z, linear=False,
-                                       opacity=self.probability_opacity, crop=True)
-        self._probability.set_input_connection(self._probability_colors.GetOutputPort())
-        # The reslice matrix last given to each reslice: a plane that did not move is not
-        # given a new one, so its reslice, colour mapping and texture upload do not run again.
-        self._axes: dict[int, npt.NDArray[np.float64]] = {}
+                                       opacity=self.probability_opacity)
+        # What each layer was drawn from: (slice, data/colour version). A layer is sampled,
+        # coloured and uploaded again before a frame only when this changed.
+        self._versions = {"image": 0, "labels": 0, "probability": 0}
+        self._drawn: dict[str, tuple[int, int]] = {}
 
         self._cross_points = vtkPoints()
         self._cross_points.SetNumberOfPoints(4)
@@ -156,16 +148,6 @@ class SliceView:
         self.renderer.AddObserver(vtkCommand.StartEvent, self._before_render)
 
     # -- construction helpers -------------------------------------------------------------
-    @staticmethod
-    def _make_reslice(*, linear: bool) -> vtkImageReslice:
-        r = vtkImageReslice()
-        r.SetOutputDimensionality(2)
-        if linear:
-            r.SetInterpolationModeToLinear()
-        else:
-            r.SetInterpolationModeToNearestNeighbor()
-        return r
-
     def _make_letters(self) -> list[vtkTextActor]:
         spots = {"left": (0.01, 0.5, 0, 1), "right": (0.99, 0.5, 2, 1),
                  "top": (0.5, 0.99, 1, 2), "bottom": (0.5, 0.01, 1, 0)}
@@ -190,18 +172,13 @@ class SliceView:
         """Show ``volume``; the slice goes to the middle and the camera is reset."""
         self.volume = volume
         self.layout = SliceLayout.of(volume.geometry, self.orientation)
-        self._reslice.SetInputData(to_vtk_image(volume.array, volume.geometry,
-                                                with_direction=False))
-        self._reslice.SetBackgroundLevel(float(np.min(volume.array)))
-        self._configure_output(self._reslice)
-        self._configure_output(self._label_reslice)
-        self._configure_output(self._probability_reslice)
-        self._axes.clear()
-        bounds = self.layout.world_bounds()
+        self._image_source.set_data(volume.array, volume.geometry,
+                                    background=float(np.min(volume.array)))
+        self._grey_table = None
+        self._changed("image")
         for layer in (self._image, self._labels, self._probability):
-            layer.set_bounds(bounds)
+            layer.set_grid(self.layout.world_bounds(), self.layout.size)
         self.zoom, self.pan = 1.0, (0.0, 0.0)
-        self._image.set_visible(True)
         self._cross.VisibilityOn()
         self.set_crosshair(volume_center(volume.geometry))
 
@@ -209,44 +186,40 @@ class SliceView:
                    opacity: float | None = None) -> None:
         """Overlay a label map (on any grid) or remove it with ``None``.
 
-        ``opacity`` defaults to :attr:`label_opacity` (see :meth:`set_label_style`).
+        The label map is shared, not copied: after editing it in place, call
+        :meth:`labels_modified`. ``opacity`` defaults to :attr:`label_opacity` (see
+        :meth:`set_label_style`).
         """
         if segmentation is None or self.volume is None:
-            self._labels_geometry = None
-            self._labels.set_visible(False)
+            self._label_source.set_data(None, None)
+            self._labels.hide()
             return
-        self._labels_geometry = segmentation.geometry
-        self._label_reslice.SetInputData(to_vtk_image(segmentation.labelmap,
-                                                      segmentation.geometry, with_direction=False))
-        max_label = max([int(segmentation.labelmap.max())] + [s.label for s in
-                                                             segmentation.segments])
-        self._label_colors.SetLookupTable(label_lookup_table(segmentation.segments, max_label))
+        self._label_source.set_data(segmentation.labelmap, segmentation.geometry)
+        self._label_table = label_colors(segmentation.segments,
+                                         codes=256 ** segmentation.labelmap.dtype.itemsize)
         self._labels.set_opacity(self.label_opacity if opacity is None else opacity)
-        self._labels.set_visible(True)
-        self._update_slice()
+        self._changed("labels")
 
     def set_probability(self, probability: npt.NDArray[np.float16] | None,
                         geometry: Geometry | None = None) -> None:
         """Overlay the AI's probability (float16 on ``geometry``) or remove it with ``None``.
 
-        The array is shared with VTK, not copied; values outside ``[0, 1]`` are transparent.
+        The array is shared, not copied; values outside ``[0, 1]`` are transparent.
         """
         if probability is None or geometry is None or self.volume is None:
-            self._probability_geometry = None
-            self._probability.set_visible(False)
-            self._probability_reslice.SetInputData(None)  # let the map's memory go
+            self._probability_source.set_data(None, None)  # let the map's memory go
+            self._probability.hide()
             return
         if probability.dtype != np.float16:
             raise ValueError(f"the probability overlay takes float16, got {probability.dtype}")
-        self._probability_geometry = geometry
-        self._probability_reslice.SetInputData(to_vtk_image(
-            probability.view(np.uint16), geometry, with_direction=False))
-        self._probability.set_visible(True)
-        self._update_slice()
+        if self._probability_table is None:
+            self._probability_table = probability_colors()
+        self._probability_source.set_data(probability.view(np.uint16), geometry)
+        self._changed("probability")
 
     @property
     def probability_shown(self) -> bool:
-        return self._probability_geometry is not None
+        return self._probability_source.array is not None
 
     def set_probability_opacity(self, opacity: float) -> None:
         """The probability layer's opacity (0..1), independent of the labels'."""
@@ -257,31 +230,25 @@ class SliceView:
         """Overlay opacity (0..1) for every segment, and fill (False) or outline (True)."""
         self.label_opacity = float(np.clip(opacity, 0.0, 1.0))
         self._labels.set_opacity(self.label_opacity)
-        self._label_outline.set_outline(outline)
-        # A filled overlay bypasses the (Python) outline step: one call less per label frame.
-        source = self._label_outline if outline else self._label_reslice
-        self._label_colors.SetInputConnection(source.GetOutputPort())
+        if bool(outline) != self._outline:
+            self._outline = bool(outline)
+            self._changed("labels")
 
     @property
     def label_outline(self) -> bool:
-        return bool(self._label_outline.outline)
+        return self._outline
 
     def set_window_level(self, width: float, level: float) -> None:
         self._window_width, self._window_center = max(float(width), 1e-6), float(level)
         half = self._window_width / 2
         self._grey.SetRange(self._window_center - half, self._window_center + half)
+        self._grey_table = None
+        self._changed("image")
         self._update_info()
 
     @property
     def window_level(self) -> tuple[float, float]:
         return self._window_width, self._window_center
-
-    def _configure_output(self, reslice: vtkImageReslice) -> None:
-        assert self.layout is not None
-        (x0, y0), (sx, sy), (nx, ny) = self.layout.origin, self.layout.spacing, self.layout.size
-        reslice.SetOutputOrigin(x0, y0, 0.0)
-        reslice.SetOutputSpacing(sx, sy, 1.0)
-        reslice.SetOutputExtent(0, nx - 1, 0, ny - 1, 0, 0)
 
     # -- slice and crosshair ----------------------------------------------------------------
     def set_crosshair(self, world: npt.ArrayLike) -> None:
@@ -295,7 +262,7 @@ class SliceView:
         for n, p in enumerate([(xmin, y), (xmax, y), (x, ymin), (x, ymax)]):
             self._cross_points.SetPoint(n, p[0], p[1], _CROSS_Z)
         self._cross_points.Modified()
-        self._update_slice()
+        self._update_info()
 
     def step_world(self, delta: int) -> npt.NDArray[np.float64] | None:
         """The crosshair moved by ``delta`` slices along this view's normal (clamped)."""
@@ -305,25 +272,59 @@ class SliceView:
         x, y, _ = self.layout.world_to_view(self._crosshair)
         return self.layout.view_to_world([x, y, self.layout.slice_z(index)])
 
-    def _update_slice(self) -> None:
-        if self.layout is None or self.volume is None:
-            return
-        self._place_plane(self._reslice, self.volume.geometry)
-        if self._labels_geometry is not None:
-            self._place_plane(self._label_reslice, self._labels_geometry)
-        if self._probability_geometry is not None:
-            self._place_plane(self._probability_reslice, self._probability_geometry)
-        self._update_info()
+    # -- the layers' pixels -------------------------------------------------------------------
+    def _changed(self, layer: str) -> None:
+        """What ``layer`` shows changed: it is drawn again before the next frame."""
+        self._versions[layer] += 1
 
-    def _place_plane(self, reslice: vtkImageReslice, geometry: Geometry) -> None:
-        """Give ``reslice`` the current slice's matrix, unless it already has it."""
-        assert self.layout is not None
-        m = self.layout.reslice_matrix(geometry, self.slice_index)
-        last = self._axes.get(id(reslice))
-        if last is not None and np.array_equal(last, m):
+    def _refresh_layers(self) -> None:
+        """Sample, colour and upload each layer whose slice or data changed since it was drawn."""
+        if self.layout is None:
             return
-        self._axes[id(reslice)] = m
-        reslice.SetResliceAxes(to_vtk_matrix(m))
+        for name, draw in (("image", self._draw_image), ("labels", self._draw_labels),
+                           ("probability", self._draw_probability)):
+            key = (self.slice_index, self._versions[name])
+            if self._drawn.get(name) != key:
+                self._drawn[name] = key
+                draw()
+
+    def _draw_image(self) -> None:
+        assert self.layout is not None
+        plane = self._image_source.plane(self.layout, self.slice_index)
+        if plane is None:
+            self._image.hide()
+            return
+        if self._grey_table is None:
+            self._grey_table = code_table(self._grey, plane.dtype)
+        grey = (apply_table(self._grey_table, plane) if self._grey_table is not None
+                else map_grey(self._grey, plane))
+        self._image.show(grey)
+
+    def _draw_labels(self) -> None:
+        assert self.layout is not None
+        plane = self._label_source.plane(self.layout, self.slice_index)
+        box = None if plane is None else nonzero_box(plane)
+        if plane is None or box is None:
+            self._labels.hide()
+            return
+        r0, r1, c0, c1 = box
+        labels = plane[r0:r1, c0:c1]
+        if self._outline:
+            # The box holds every non-zero pixel, so its edge is a segment border as well:
+            # the outline of the box is the outline of the whole slice.
+            labels = np.where(outline_mask(labels), labels, 0)
+        self._labels.show(apply_table(self._label_table, labels), r0, c0)
+
+    def _draw_probability(self) -> None:
+        assert self.layout is not None
+        plane = self._probability_source.plane(self.layout, self.slice_index)
+        table = self._probability_table
+        box = None if plane is None or table is None else nonzero_box(table[plane, 3])
+        if plane is None or table is None or box is None:
+            self._probability.hide()
+            return
+        r0, r1, c0, c1 = box
+        self._probability.show(apply_table(table, plane[r0:r1, c0:c1]), r0, c0)
 
     def _update_info(self) -> None:
         if self.layout is None:
@@ -338,8 +339,7 @@ class SliceView:
     # -- camera and picking -------------------------------------------------------------------
     def _before_render(self, *_: Any) -> None:
         self._place_camera()
-        self._labels.prepare()
-        self._probability.prepare()
+        self._refresh_layers()
 
     def _place_camera(self, *_: Any) -> None:
         """Fit the slice to the viewport (times ``zoom``) before every render."""
@@ -390,23 +390,21 @@ class SliceView:
 
     # -- editing feedback (used by the editing tools) ------------------------------------------
     def labels_modified(self) -> None:
-        """The label map was edited in place: the next render reslices it again.
+        """The label map was edited in place: the next render draws its slice again.
 
-        The label image shares the label map's buffer, so marking it modified is all it takes;
-        only the current slice is resliced and re-uploaded.
+        The label layer shares the label map's buffer; only the current slice's box of visible
+        labels is coloured and re-uploaded.
         """
-        image = self._label_reslice.GetInput()
-        if image is not None and self._labels_geometry is not None:
-            image.Modified()
+        if self._label_source.array is not None:
+            self._changed("labels")
 
     def set_label_colors(self, segments: list[Segment], hidden: Iterable[int] = ()) -> None:
         """New segment colours (and hidden labels) without touching the label image."""
-        if self._labels_geometry is None:
+        array = self._label_source.array
+        if array is None:
             return
-        lut = self._label_colors.GetLookupTable()
-        n = lut.GetNumberOfTableValues() - 1 if lut is not None else 0
-        max_label = max([n] + [s.label for s in segments])
-        self._label_colors.SetLookupTable(label_lookup_table(segments, max_label, hidden))
+        self._label_table = label_colors(segments, hidden, codes=256 ** array.dtype.itemsize)
+        self._changed("labels")
 
 
 def volume_center(geometry: Geometry) -> npt.NDArray[np.float64]:

@@ -139,6 +139,73 @@ class SliceLayout:
         return m
 
 
+# How far (in voxels) a view pixel may lie from a voxel centre and still be read as that voxel
+# without interpolating: rounding in the direction matrix and the layout, nothing more.
+_ON_CENTRE = 1e-5
+
+
+def plane_of(array: npt.NDArray[Any], layout: SliceLayout, geometry: Geometry, index: int,
+             background: float = 0) -> npt.NDArray[Any] | None:
+    """The pixels of slice ``index`` of ``layout`` read straight out of ``array``, or ``None``.
+
+    ``array`` (indexed ``[k, j, i]``) lies on ``geometry``. When every pixel of the slice is a
+    voxel centre of that grid (the view's axes are the grid's axes, up to sign, at the grid's
+    spacing: any axis-aligned acquisition), the slice is a plain numpy view of the array, with
+    rows running up the screen (row 0 at the bottom, as in a ``vtkImageData``) and the parts
+    outside the grid set to ``background`` (then it is a copy). This is what a reslice with any
+    interpolation returns there, without computing it. ``None``: the grid is oblique to the
+    view, or its spacing differs; the caller must interpolate.
+    """
+    nx, ny = layout.size
+    x0, y0 = layout.origin
+    sx, sy = layout.spacing
+    corner = layout.view_to_world(np.array([[x0, y0, layout.slice_z(index)],
+                                            [x0 + sx, y0, layout.slice_z(index)],
+                                            [x0, y0 + sy, layout.slice_z(index)]]))
+    ijk = geometry.world_to_index(corner)
+    start, along_x, along_y = ijk[0], ijk[1] - ijk[0], ijk[2] - ijk[0]
+    axis_x, axis_y = int(np.argmax(np.abs(along_x))), int(np.argmax(np.abs(along_y)))
+    step_x, step_y = int(np.rint(along_x[axis_x])), int(np.rint(along_y[axis_y]))
+    if (axis_x == axis_y or abs(step_x) != 1 or abs(step_y) != 1
+            or np.abs(along_x - step_x * np.eye(3)[axis_x]).max() > _ON_CENTRE
+            or np.abs(along_y - step_y * np.eye(3)[axis_y]).max() > _ON_CENTRE
+            or np.abs(start - np.rint(start)).max() > _ON_CENTRE):
+        return None
+    first = np.rint(start).astype(int)
+    size = geometry.size_ijk
+    axis_z = 3 - axis_x - axis_y
+    if not 0 <= first[axis_z] < size[axis_z]:
+        return np.full((ny, nx), background, dtype=array.dtype)
+    # The pixels (columns / rows) whose voxel lies inside the grid.
+    cols = _inside(first[axis_x], step_x, nx, size[axis_x])
+    rows = _inside(first[axis_y], step_y, ny, size[axis_y])
+    if cols is None or rows is None:
+        return np.full((ny, nx), background, dtype=array.dtype)
+    pick: list[int | slice] = [0, 0, 0]  # per ijk axis
+    pick[axis_z] = int(first[axis_z])
+    for axis, step, (lo, hi) in ((axis_x, step_x, cols), (axis_y, step_y, rows)):
+        a = int(first[axis]) + step * lo
+        b = int(first[axis]) + step * hi
+        pick[axis] = slice(a, b if b >= 0 else None, step)
+    plane = array[pick[2], pick[1], pick[0]]  # the array is [k, j, i]
+    if 2 - axis_y > 2 - axis_x:  # numpy kept array-axis order: put rows first
+        plane = plane.T
+    if cols == (0, nx) and rows == (0, ny):
+        return plane
+    out = np.full((ny, nx), background, dtype=array.dtype)
+    out[rows[0]:rows[1], cols[0]:cols[1]] = plane
+    return out
+
+
+def _inside(first: int, step: int, count: int, size: int) -> tuple[int, int] | None:
+    """The pixels ``[lo, hi)`` of ``first + step * n`` (``n < count``) inside ``[0, size)``."""
+    if step > 0:
+        lo, hi = max(0, -first), min(count, size - first)
+    else:
+        lo, hi = max(0, first - size + 1), min(count, first + 1)
+    return (lo, hi) if lo < hi else None
+
+
 def probe(array: npt.NDArray[Any], geometry: Geometry, world: npt.ArrayLike
           ) -> tuple[tuple[int, int, int] | None, float | None]:
     """The voxel ``(i, j, k)`` containing an LPS point and its value (``None`` outside)."""

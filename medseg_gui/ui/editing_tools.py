@@ -119,7 +119,7 @@ class EditingController(QObject):
         for widget in window.views.values():
             widget.tool = self
         self._others = QTimer(self, singleShot=True, interval=OTHER_VIEWS_MS)
-        self._others.timeout.connect(self.flush)
+        self._others.timeout.connect(self._draw_others)
         self._slow = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._slow.timeout.connect(self._notify_slow_followers)
         window.installEventFilter(self)
@@ -374,6 +374,12 @@ class EditingController(QObject):
         dirty, self._dirty = self._dirty, set()
         for widget in dirty:
             widget.render_view()
+
+    def _draw_others(self) -> None:
+        """The other views an edit touched, drawn after the painted view's next frame."""
+        dirty, self._dirty = self._dirty, set()
+        for widget in dirty:
+            self.window.frames.request(widget, after=True)
 
     def _schedule_others(self, painted: SliceViewWidget) -> None:
         self._dirty.discard(painted)

@@ -9,7 +9,9 @@ backlog.
 Views whose picture changed (the scrolled view, or a view whose plane moved) draw on that next
 turn. Views where only the crosshair line moved (the other two while one view is scrolled)
 draw once the burst pauses (:data:`FOLLOW_MS`), so a scroll renders one view per step, not
-three.
+three. Views that changed as a side effect of what the user does in another view (a brush
+stroke shows in the views whose slice it crosses) are requested with ``after=True``: they draw
+on the same turn, after the view the user works in, so they never hold its frame back.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FrameScheduler(QObject):
     def __init__(self, parent: QObject | None = None, follow_ms: int = FOLLOW_MS) -> None:
         super().__init__(parent)
         self._now: dict[Drawable, None] = {}  # insertion-ordered sets
+        self._after: dict[Drawable, None] = {}
         self._later: dict[Drawable, None] = {}
         self._soon = QTimer(self, singleShot=True, interval=0)
         self._soon.timeout.connect(self.draw_changed)
@@ -47,9 +50,17 @@ class FrameScheduler(QObject):
         self._follow.timeout.connect(self.draw_followers)
         self.frames = 0  # views drawn so far (for tests and benchmarks)
 
-    def request(self, view: Drawable, *, changed: bool = True) -> None:
-        """Draw ``view`` on the next turn (``changed``) or when requests pause (not changed)."""
-        if changed:
+    def request(self, view: Drawable, *, changed: bool = True, after: bool = False) -> None:
+        """Draw ``view`` on the next turn (``changed``) or when requests pause (not changed).
+
+        ``after``: on the next turn, after the views requested without it.
+        """
+        if after:
+            self._later.pop(view, None)
+            self._after[view] = None
+            if not self._soon.isActive():
+                self._soon.start()
+        elif changed:
             self._later.pop(view, None)
             self._now[view] = None
             if not self._soon.isActive():
@@ -60,11 +71,12 @@ class FrameScheduler(QObject):
 
     @property
     def pending(self) -> bool:
-        return bool(self._now or self._later)
+        return bool(self._now or self._after or self._later)
 
     def draw_changed(self) -> None:
         self._soon.stop()
-        views, self._now = list(self._now), {}
+        views = list(self._now) + [v for v in self._after if v not in self._now]
+        self._now, self._after = {}, {}
         self._draw(views)
 
     def draw_followers(self) -> None:
@@ -80,6 +92,7 @@ class FrameScheduler(QObject):
     def cancel(self, view: Drawable) -> None:
         """Forget ``view``'s requests (it was drawn by other means)."""
         self._now.pop(view, None)
+        self._after.pop(view, None)
         self._later.pop(view, None)
 
     def _draw(self, views: list[Drawable]) -> None:

@@ -85,6 +85,11 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
         self.GetRenderWindow().SetMultiSamples(0)  # type: ignore[no-untyped-call]
         self._Iren.SetInteractorStyle(vtkInteractorStyleUser())
         self._Iren.Initialize()
+        # Device pixels per widget pixel: the ratio QVTKRenderWindowInteractor sized the render
+        # window with, taken when it does (resizeEvent). Its _getPixelRatio asks the X server
+        # where the cursor is (a round trip, 0.1-0.4 ms on a loaded machine): four times per
+        # mouse move was over a millisecond of every brush event.
+        self._pixel_ratio = float(self._getPixelRatio())  # type: ignore[no-untyped-call]
         self._drag: tuple[Qt.MouseButton, QPointF, tuple[float, float]] | None = None
         self._dragging = False  # the drag left the click tolerance
         self.tool: ToolHandler | None = None
@@ -94,7 +99,7 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
     # -- helpers -------------------------------------------------------------------------
     def _display_xy(self, pos: QPointF) -> tuple[float, float]:
         """Qt widget position (origin top left) to VTK display pixels (origin bottom left)."""
-        scale = float(self._getPixelRatio())  # type: ignore[no-untyped-call]
+        scale = self._pixel_ratio
         return pos.x() * scale, (self.height() - pos.y() - 1) * scale
 
     def world_at(self, pos: QPointF) -> np.ndarray | None:
@@ -111,6 +116,10 @@ class SliceViewWidget(QVTKRenderWindowInteractor):
         return capture_window(self.GetRenderWindow())  # type: ignore[no-untyped-call]
 
     # -- events ----------------------------------------------------------------------------
+    def resizeEvent(self, ev: Any) -> None:
+        self._pixel_ratio = float(self._getPixelRatio())  # type: ignore[no-untyped-call]
+        super().resizeEvent(ev)  # type: ignore[no-untyped-call]
+
     def mousePressEvent(self, ev: QMouseEvent) -> None:
         self.setFocus()
         if self.tool is not None and self.tool.press(self, ev):

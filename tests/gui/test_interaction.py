@@ -136,3 +136,28 @@ def test_a_click_redraws_every_view_whose_plane_moved(window, qtbot):  # type: i
     assert counts[Orientation.CORONAL][0] == 0  # same plane, only the line moved
     window.frames.draw_all()
     assert counts[Orientation.CORONAL][0] == 1
+
+
+def test_views_requested_after_draw_after_the_changed_views(qtbot):  # type: ignore[no-untyped-def]
+    """A stroke's other views (after=True) never draw before the view being painted."""
+    from medseg_gui.ui.frame_scheduler import FrameScheduler
+
+    order: list[str] = []
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def render_view(self) -> None:
+            order.append(self.name)
+
+    scheduler = FrameScheduler()
+    painted, other = View("painted"), View("other")
+    scheduler.request(other, after=True)  # its timer fired first
+    scheduler.request(painted)
+    assert scheduler.pending
+    qtbot.waitUntil(lambda: not scheduler.pending, timeout=1000)
+    assert order == ["painted", "other"]
+    scheduler.request(other, after=True)  # alone: drawn on the next turn all the same
+    qtbot.waitUntil(lambda: not scheduler.pending, timeout=1000)
+    assert order == ["painted", "other", "other"]

@@ -81,13 +81,9 @@ def test_resliced_labels_equal_resliced_marker(window, grid_name):  # type: igno
     window.set_volume(volume)
     window.set_segmentation(marker_segmentation(volume, LEFT))
     window.set_crosshair(LEFT)
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
     for widget in window.views.values():
         view = widget.view
-        view._reslice.Update()
-        view._label_reslice.Update()
-        image = vtk_to_numpy(view._reslice.GetOutput().GetPointData().GetScalars())
-        labels = vtk_to_numpy(view._label_reslice.GetOutput().GetPointData().GetScalars())
+        image = view._image_source.plane(view.layout, view.slice_index)
+        labels = view._label_source.plane(view.layout, view.slice_index)
         assert labels.max() == 1
         np.testing.assert_array_equal(labels == 1, image > 0)
