@@ -23,6 +23,7 @@ from medseg_gui.io.imagefile import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = "crash-test"
+JOURNAL_LAG_S = 0.5  # the most a committed edit may wait for its fsync (README: kill -9)
 
 
 def _editor(data: Path, journal: bool) -> tuple[SegmentEditor, np.ndarray]:
@@ -72,15 +73,18 @@ def test_sigkilled_session_recovers_all_committed_edits(shared_data: Path) -> No
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     last_records = 0
+    reported: list[tuple[float, int]] = []  # (when the parent heard it, records committed)
     try:
         for line in proc.stdout:
             _, n, records = line.split()
             last_records = int(records)
-            if int(n) >= 30:
+            reported.append((time.monotonic(), last_records))
+            if int(n) >= 60:
                 break
         else:
             pytest.fail(f"child ended early: {proc.stderr.read() if proc.stderr else ''}")
         proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
     finally:
         proc.kill()
         proc.wait()
@@ -90,7 +94,12 @@ def test_sigkilled_session_recovers_all_committed_edits(shared_data: Path) -> No
     rec = recover(folder)
     assert not rec.clean
     assert rec.header["series_uid"] == "1.2.3.4"
-    assert rec.n_edits >= last_records - 1, (rec.n_edits, last_records)  # at most one lost
+    # The writer thread fsyncs what is queued in batches: a kill loses at most the strokes of its
+    # last batch, never one committed JOURNAL_LAG_S before the kill (two 30 ms strokes were lost
+    # once on a quiet machine, so "at most one stroke" was not what the design gives).
+    safe = max((r for t, r in reported if t <= killed - JOURNAL_LAG_S), default=0)
+    assert safe >= 30, reported  # the bound below must cover most of the session
+    assert safe <= rec.n_edits <= last_records, (rec.n_edits, safe, last_records)
     # Replay the same script without a journal; the recovered map must be one of its states.
     editor, _ = _editor(shared_data, journal=False)
     records = 0

@@ -11,8 +11,9 @@ string then records, each ``[u32 length][u32 crc32][payload]``:
 
 The painting thread only queues bytes it already has (an :class:`Edit` keeps its arrays
 compressed); a daemon thread writes, flushes and ``fsync``\\ s, so painting never waits on the
-disk. Recovery replays records until the end or the first torn or corrupt one (a crash mid-write
-loses at most that record: the last stroke).
+disk. Recovery replays records until the end or the first torn or corrupt one. A crash loses
+what the writer had not yet synced: the strokes of its last batch (milliseconds of work; the
+SIGKILL test holds every stroke committed half a second before the kill to be recovered).
 """
 
 from __future__ import annotations
