@@ -10,7 +10,8 @@
 # first run to time its steps 20-80 fits the schedule to it and the others take the same number
 # of steps (--schedule-file). The call in which all runs have ended puts their transfer bundles
 # (float16 weights, record, log) into $OUT; assemble them here with
-# `medseg train-prompt --assemble BUNDLE --out engines/<id>/<version>`.
+# `medseg train-prompt --assemble BUNDLE --out engines/<id>/<version>`. STEPS (default 60000)
+# caps the schedule: STEPS=4826 repeats 1.1.0's schedule exactly (a seed-spread run).
 set -u
 minutes=$1; budget=$2; shift 2
 W=/tmp/w
@@ -28,7 +29,7 @@ if [ ! -f $W/started ]; then
       data=$W/data_$name
     fi
     setsid nohup python3 -m medseg_gui.training train-prompt --data $data --out $W/$name/model \
-      --work $W/$name --seed $seed --steps 60000 --budget-minutes $budget \
+      --work $W/$name --seed $seed --steps ${STEPS:-60000} --budget-minutes $budget \
       --schedule-file $W/schedule.txt --no-export --log-every 100 > $W/$name.log 2>&1 &
     echo "$name" >> $W/runs
   done
