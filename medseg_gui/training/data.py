@@ -158,10 +158,12 @@ def prepare_arrays(case_id: str, image: npt.NDArray[Any], mask: npt.NDArray[Any]
                    unknown: npt.NDArray[np.bool_] | None = None) -> PreparedCase:
     """Resample one image/mask pair onto the model grid (see the module docstring).
 
-    ``unknown`` (on the mask's grid) marks voxels whose truth is unknown. On the model grid every
-    voxel the resampling lets them touch, grown by one voxel, becomes :data:`IGNORE`, even over
-    tumour: a coarser grid must not shrink an unfinished lesion into background, and a voxel
-    between a finished and an unfinished lesion is better left out than guessed.
+    ``unknown`` (on the mask's grid) marks voxels whose truth is unknown. Every model voxel whose
+    footprint holds one becomes :data:`IGNORE`, even over tumour: a coarser grid must not shrink
+    an unfinished lesion into background, and a voxel between a finished and an unfinished
+    lesion is better left out than guessed. (The region is grown by half a model voxel on the
+    mask's grid, so that no model voxel steps over a thin part of it, then every model voxel the
+    linear resampling lets it touch is taken.)
     """
     target = geometry.with_spacing(spacing)
     linear = resample_array(image, geometry, target, order=1)
@@ -169,8 +171,10 @@ def prepare_arrays(case_id: str, image: npt.NDArray[Any], mask: npt.NDArray[Any]
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     lab = (resample_array(binary, geometry, target, order=1) >= 0.5).astype(np.uint8)
     if unknown is not None and unknown.any():
-        touched = resample_array(unknown.astype(np.uint8), geometry, target, order=1) > 0
-        lab[ndimage.binary_dilation(touched)] = IGNORE
+        reach = [int(t / (2 * s)) for t, s in zip(target.spacing, geometry.spacing, strict=True)]
+        box = np.ones([2 * r + 1 for r in reversed(reach)], bool)  # (k, j, i) like the array
+        grown = ndimage.binary_dilation(unknown, box) if box.size > 1 else unknown
+        lab[resample_array(grown.astype(np.uint8), geometry, target, order=1) > 0] = IGNORE
     return PreparedCase(case_id, img, lab, target, binary, geometry)
 
 
