@@ -19,7 +19,7 @@ from medseg_gui.core.resample import resample_array
 from medseg_gui.core.review import Review, ReviewStatus
 from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, SegmentSource
 from medseg_gui.inference.model_card import load_card
-from medseg_gui.inference.models import resolve_model
+from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL, resolve_model
 from medseg_gui.inference.network import build_network, load_weights
 from medseg_gui.io.imagefile import read_image
 from medseg_gui.io.label_nifti import write_label_nifti
@@ -28,6 +28,7 @@ from medseg_gui.training.data import IGNORE, PreparedCase, prepare_arrays
 from medseg_gui.training.export import write_model
 from medseg_gui.training.finetune_data import prepare_queue, select_queue
 from medseg_gui.training.masked_loss import KnownDiceCELoss
+from medseg_gui.training.prompt_finetune import prepare_queue_objects
 from medseg_gui.training.queue import TrainingQueue
 from medseg_gui.training.queue_commands import queue_study, skipped_segments
 from medseg_gui.training.sampling import BG, FG, Recipe, case_item, train_transforms
@@ -109,6 +110,19 @@ def test_a_draft_segment_is_queued_and_prepared_as_unknown(
     everything = _prepare(tmp_path, "prep-all", any_status=True)
     assert set(np.unique(everything.label).tolist()) == {0, 1}
     assert (everything.label[draft] == 1).mean() > 0.9
+
+
+def test_the_promptable_fine_tune_takes_completed_segments_as_objects(
+        queued: dict[str, Any], tmp_path: Path) -> None:
+    """The draft's voxels, now kept in the queued mask, are no object of the promptable model;
+    each completed segment is one, whatever its type."""
+    with TrainingQueue() as q:
+        card = resolve_model(DEFAULT_PROMPT_MODEL)
+        objects = prepare_queue_objects(q, tmp_path / "objects", card)
+    (case,) = objects.cases
+    assert [o.name for o in case.objects] == ["segment1", "segment3"]
+    loaded = objects.load(case.case_id)
+    assert all(m.sum() > 0 for m in loaded.masks) and not (loaded.masks[0] & loaded.masks[1]).any()
 
 
 def test_a_thin_unknown_region_survives_a_coarser_grid(shared_data: Path) -> None:
