@@ -13,11 +13,18 @@ import pytest
 import torch
 from monai.losses.dice import DiceCELoss
 from monai.utils.misc import set_determinism
+from scipy import ndimage
 
 from medseg_gui.cli import main
 from medseg_gui.core.resample import resample_array
 from medseg_gui.core.review import Review, ReviewStatus
-from medseg_gui.core.segmentation import CodedConcept, Segment, Segmentation, SegmentSource
+from medseg_gui.core.segmentation import (
+    TISSUE,
+    CodedConcept,
+    Segment,
+    Segmentation,
+    SegmentSource,
+)
 from medseg_gui.inference.model_card import load_card
 from medseg_gui.inference.models import DEFAULT_PROMPT_MODEL, resolve_model
 from medseg_gui.inference.network import build_network, load_weights
@@ -37,14 +44,16 @@ from tests.test_finetune import ROI, _prepared
 DONE = Review(ReviewStatus.COMPLETED, "reader-one", "2025-01-31T14:05:09Z")
 DRAFT = Review(ReviewStatus.DRAFT, "root", "2025-01-30T08:00:00Z")
 CYST = CodedConcept("367643001", "SCT", "Cyst")
+MUSCLE = CodedConcept("127954009", "SCT", "Skeletal muscle")
 
 
 @pytest.fixture
 def queued(shared_data: Path, tmp_path: Path) -> dict[str, Any]:
     """STS_008 queued with every segment (``--any-status``): its tumour cut in two along the
     slices, the lower half completed (label 1) and the upper half an AI draft (label 2), plus a
-    completed "Cyst" box away from it (label 3). Returns the three segments' masks on the CT
-    grid and the files queued."""
+    completed "Cyst" box (label 3, another abnormal structure) and a completed "Muscle" box
+    (label 4, tissue) away from it. Returns the segments' masks on the CT grid and the files
+    queued."""
     case = shared_data / "ibsi_sts/nifti/STS_008"
     gt = read_image(case / "CT_mask.nii.gz")
     lm = (gt.array > 0).astype(np.uint8)
@@ -53,13 +62,15 @@ def queued(shared_data: Path, tmp_path: Path) -> dict[str, Any]:
     upper[ks[len(ks) // 2]:] = True
     lm[upper & (lm == 1)] = 2
     lm[20:24, 10:20, 10:20] = 3  # away from the tumour (checked below)
-    assert not (gt.array[18:26, 5:25, 5:25] > 0).any()
+    lm[20:24, 10:20, 30:40] = 4
+    assert not (gt.array[18:26, 5:25, 5:45] > 0).any()
     segs = [Segment(1, "GTV lower", source=SegmentSource.SEMIAUTOMATIC, review=DONE),
             Segment(2, "GTV upper", source=SegmentSource.AUTOMATIC, review=DRAFT),
-            Segment(3, "Cyst", type=CYST, review=DONE)]
+            Segment(3, "Cyst", type=CYST, review=DONE),
+            Segment(4, "Muscle", category=TISSUE, type=MUSCLE, review=DONE)]
     mask = write_label_nifti(Segmentation(lm, gt.geometry, segs), tmp_path / "mask.nii.gz")
     queue_study(case / "CT_image.nii.gz", mask, any_status=True)
-    return {"done": lm == 1, "draft": lm == 2, "cyst": lm == 3,
+    return {"done": lm == 1, "draft": lm == 2, "cyst": lm == 3, "muscle": lm == 4,
             "files": (case / "CT_image.nii.gz", mask)}
 
 
@@ -75,7 +86,7 @@ def test_a_draft_segment_is_queued_and_prepared_as_unknown(
         queued: dict[str, Any], tmp_path: Path) -> None:
     with TrainingQueue() as q:
         cases, told = select_queue(q)
-        assert [c.labels for c in cases] == [(1, 3)]
+        assert [c.labels for c in cases] == [(1, 3, 4)]
         assert told[0].startswith("left out in queue case 1: segment 2 'GTV upper' (draft)")
     case = _prepare(tmp_path, "prep")
     assert set(np.unique(case.label).tolist()) == {0, 1, IGNORE}
@@ -84,14 +95,15 @@ def test_a_draft_segment_is_queued_and_prepared_as_unknown(
     def on_model_grid(m: np.ndarray) -> np.ndarray:
         return resample_array(m.astype(np.uint8), grid, case.geometry, order=0) > 0
 
-    draft, done, cyst = (on_model_grid(queued[k]) for k in ("draft", "done", "cyst"))
+    draft, done, cyst, muscle = (on_model_grid(queued[k])
+                                 for k in ("draft", "done", "cyst", "muscle"))
     assert draft.sum() > 1000 and (case.label[draft] == IGNORE).all()  # not 0, not 1
     # The unknown region is not grown past the draft's model voxels by much, and the completed
     # tumour next to it stays tumour (measured: 5430 vs 4209 voxels, 99.3% kept); the completed
-    # cyst is background.
-    assert (case.label == IGNORE).sum() < 1.5 * draft.sum()
+    # cyst, a lesion coded otherwise, is unknown too; the completed muscle is background.
+    assert (case.label[cyst] == IGNORE).all() and (case.label[muscle] == 0).all()
+    assert (case.label == IGNORE).sum() < 1.5 * (draft.sum() + cyst.sum())
     assert (case.label[done] == 1).mean() > 0.95
-    assert (case.label[cyst] == 0).all()
     # Ignored voxels are never a patch centre, for tumour or background.
     item = case_item(case, resolve_model().normalisation, resolve_model().roi_size, -100.0)
     label = item["label"][0].ravel()
@@ -103,24 +115,26 @@ def test_a_draft_segment_is_queued_and_prepared_as_unknown(
     # same unknown region.
     with TrainingQueue(tmp_path / "q2") as q:
         item = queue_study(*queued["files"], queue=q)
-        assert np.array_equal(np.unique(read_image(item.mask_file).array), [0, 1, 2, 3])
+        assert np.array_equal(np.unique(read_image(item.mask_file).array), [0, 1, 2, 3, 4])
         assert [s.label for s in skipped_segments(item)] == [2]
     assert np.array_equal(_prepare(tmp_path, "prep-q2", root=tmp_path / "q2").label, case.label)
-    # --any-status learns the draft as tumour: nothing is unknown then.
+    # --any-status learns the draft as tumour: only the cyst is unknown then.
     everything = _prepare(tmp_path, "prep-all", any_status=True)
-    assert set(np.unique(everything.label).tolist()) == {0, 1}
     assert (everything.label[draft] == 1).mean() > 0.9
+    assert (everything.label[cyst] == IGNORE).all()
+    near_cyst = ndimage.binary_dilation(cyst, np.ones((3, 3, 3), bool))
+    assert not ((everything.label == IGNORE) & ~near_cyst).any()
 
 
 def test_the_promptable_fine_tune_takes_completed_segments_as_objects(
         queued: dict[str, Any], tmp_path: Path) -> None:
     """The draft's voxels, now kept in the queued mask, are no object of the promptable model;
-    each completed segment is one, whatever its type."""
+    each completed segment is one, whatever its type or category."""
     with TrainingQueue() as q:
         card = resolve_model(DEFAULT_PROMPT_MODEL)
         objects = prepare_queue_objects(q, tmp_path / "objects", card)
     (case,) = objects.cases
-    assert [o.name for o in case.objects] == ["segment1", "segment3"]
+    assert [o.name for o in case.objects] == ["segment1", "segment3", "segment4"]
     loaded = objects.load(case.case_id)
     assert all(m.sum() > 0 for m in loaded.masks) and not (loaded.masks[0] & loaded.masks[1]).any()
 
@@ -155,6 +169,7 @@ def test_loss_skips_unknown_voxels_and_is_dice_ce_without_them(
             return net(x).float(), torch.as_tensor(np.asarray(patch["label"]))[None]
 
     logits, y = crop(_prepare(tmp_path, "all", any_status=True))
+    y = torch.where(y == IGNORE, 0.0, y)  # a crop with nothing unknown
     assert (y == 1).any() and not (y == IGNORE).any()
     assert torch.equal(KnownDiceCELoss()(logits, y),
                        DiceCELoss(to_onehot_y=True, softmax=True)(logits, y))

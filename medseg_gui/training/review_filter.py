@@ -11,8 +11,10 @@ lists it under ``skipped_segments`` in ``meta.json``; for the automatic tumour m
 are *unknown* (:func:`tumour_and_unknown`): neither tumour nor background, ignored by the loss
 and never a patch centre, so a reader who completes lesion A and leaves lesion B unfinished does
 not teach the model that B is background. A kept segment is tumour when its coded type is one
-of the model's tumour labels' types and background otherwise (a completed "Cyst" says that
-tissue is not tumour). Cases queued before this kept only their completed segments' voxels; what
+of the model's tumour labels' types; another abnormal structure (category "Morphologically
+Abnormal Structure": a mass, a cyst, a nodule) is unknown too, since a lesion coded otherwise
+may still be the tumour; a kept segment of any other category (tissue, an organ) is
+background. Cases queued before this kept only their completed segments' voxels; what
 they left out was cleared then and stays background.
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.review import ReviewStatus, status_text
-from medseg_gui.core.segmentation import CodedConcept, Segment
+from medseg_gui.core.segmentation import MORPHOLOGICALLY_ABNORMAL_STRUCTURE, CodedConcept, Segment
 
 ANY_STATUS_HINT = "only completed segments are learnt from; --any-status includes them"
 
@@ -71,14 +73,16 @@ def tumour_and_unknown(mask: npt.NDArray[Any], kept: Sequence[Segment],
     """What the automatic tumour model learns from a labelled ``mask`` (0..255) whose ``kept``
     segments are truth: ``(tumour, unknown)``.
 
-    Tumour: the voxels of kept segments of a tumour type. Unknown: every other nonzero voxel that
-    is not a kept segment's (left-out segments, labels without a segment). Everything else,
-    including kept segments of other types, is background.
+    Tumour: the voxels of kept segments of a tumour type. Unknown: kept abnormal structures of
+    other types, left-out segments and labels without a segment. Background: zero and kept
+    segments of other categories (tissue, anatomy).
     """
     types = list(tumour_types)
     role = np.full(256, 2, np.uint8)  # 0 background, 1 tumour, 2 unknown
     role[0] = 0
+    abnormal = (MORPHOLOGICALLY_ABNORMAL_STRUCTURE.scheme, MORPHOLOGICALLY_ABNORMAL_STRUCTURE.value)
     for s in kept:
-        role[s.label] = 1 if is_tumour(s, types) else 0
+        role[s.label] = 1 if is_tumour(s, types) else \
+            2 if (s.category.scheme, s.category.value) == abnormal else 0
     roles = role[np.asarray(mask, dtype=np.uint8)]
     return roles == 1, roles == 2
