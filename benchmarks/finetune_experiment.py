@@ -95,7 +95,8 @@ def prepare_inputs(inputs: Path, sts: Path) -> None:
                           patient=pseudonym, model_ref="sts-experiment:0.1.0",
                           annotator="ground truth (experiment)")
                 log(0, f"queued {c}")
-        prepare_queue(queue, inputs / "queue", card, log)
+        # Reference masks queued without a segment table carry no review status.
+        prepare_queue(queue, inputs / "queue", card, log, any_status=True)
     crlm = SHARED / "crlm_unlabeled"
     prepare_unlabeled(sorted(p for p in crlm.iterdir() if p.is_dir()), inputs / "crlm", card, log)
 

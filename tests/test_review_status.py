@@ -27,6 +27,7 @@ from medseg_gui.io.loader import load_volume
 from medseg_gui.io.masks import load_mask
 from medseg_gui.io.review_status import review_from_slicer, seg_description
 from medseg_gui.io.seg_nrrd import read_seg_nrrd, write_seg_nrrd
+from medseg_gui.training.data import IGNORE
 from medseg_gui.training.finetune_data import prepare_queue, select_queue
 from medseg_gui.training.queue import TrainingQueue
 from medseg_gui.training.queue_commands import add_commands, queue_study
@@ -175,8 +176,8 @@ def test_queue_takes_completed_segments_and_says_what_it_skipped(
         (item,) = q.items()
         from medseg_gui.io.imagefile import read_image
 
-        queued = read_image(item.mask_file).array
-        assert np.array_equal(queued, np.where(seg.labelmap == 1, 1, 0))
+        # The skipped segments keep their voxels, for fine-tuning to leave them unknown.
+        assert np.array_equal(read_image(item.mask_file).array, seg.labelmap)
         # Fine-tuning takes it: its one queued segment is completed.
         cases, skipped = select_queue(q)
         assert [(c.item.id, c.labels) for c in cases] == [(1, (1,))] and skipped == []
@@ -193,7 +194,8 @@ def test_queue_takes_completed_segments_and_says_what_it_skipped(
         assert len(skipped) == 1 and skipped[0].startswith("left out in queue case 2: segment 2")
         cases, skipped = select_queue(q, any_status=True)
         assert [c.labels for c in cases] == [(1,), (1, 2, 3, 4, 5)] and skipped == []
-        # Preparing the fine-tune: both cases learn the completed segment only, and say so.
+        # Preparing the fine-tune: both cases learn the completed segment only, with the others
+        # unknown (skipped when queued or when fine-tuning alike), and say so.
         told: list[str] = []
         card = resolve_model()
         prepared = prepare_queue(q, tmp_path / "prep", card,
@@ -202,7 +204,7 @@ def test_queue_takes_completed_segments_and_says_what_it_skipped(
                    for m in told)
         first, second = (prepared.load(c.case_id) for c in q.items())
         assert np.array_equal(first.original_mask, (seg.labelmap == 1).astype(np.uint8))
-        assert np.array_equal(second.label, first.label)
+        assert np.array_equal(second.label, first.label) and (first.label == IGNORE).any()
         everything = prepare_queue(q, tmp_path / "prep-all", card, any_status=True)
         assert np.array_equal(everything.load(second.case_id).original_mask,
                               (seg.labelmap > 0).astype(np.uint8))

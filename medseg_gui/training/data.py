@@ -4,10 +4,13 @@ A training folder holds one subfolder per case with an image and a mask
 (``DIR/<case>/CT_image.nii.gz`` and ``DIR/<case>/CT_mask.nii.gz``, the layout of the IBSI
 soft-tissue-sarcoma set). Preparing a case resamples both onto the model's grid (same origin and
 direction, the model's spacing: :meth:`Geometry.with_spacing`, which is also what inference does),
-clips the image to the normalisation window and stores it as int16 HU, and keeps the original
-mask and geometry so that validation is scored on the original grid. The prepared folder
-(``prepared.json`` plus one ``<case>.npz.xz`` each) needs neither SimpleITK nor the NIfTI files,
-so it is what travels to a GPU machine; it records the SHA-256 of the source files it came from.
+clips the image to the normalisation window and stores it as int16 HU, and keeps the original mask
+and geometry so that validation is scored on the original grid. A queued correction may also hold
+voxels whose truth is unknown (segments a reader left unfinished: :mod:`.review_filter`); they
+become :data:`IGNORE` in the prepared label, which the loss and the patch sampler skip. The
+prepared folder (``prepared.json`` plus one ``<case>.npz.xz`` each) needs neither SimpleITK nor the
+NIfTI files, so it is what travels to a GPU machine; it records the SHA-256 of the source files it
+came from.
 
 The validation split is a pure function of the case ids: a case is in validation when the
 SHA-256 of ``"<salt>:<case id>"`` falls in the lowest ``fraction`` of the hash range, or when it
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medseg_gui.core.atomic import write_bytes
 from medseg_gui.core.geometry import Geometry
@@ -39,6 +43,7 @@ IMAGE_NAME = "CT_image.nii.gz"
 MASK_NAME = "CT_mask.nii.gz"
 PREPARED_NAME = "prepared.json"
 SPLIT_SALT = "medseg-split-v1"
+IGNORE = 255  # a prepared label's value for "unknown": neither tumour nor background
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -111,8 +116,8 @@ def data_sha256(cases: dict[str, tuple[Path, Path]]) -> str:
 # -- prepared cases ---------------------------------------------------------------------------
 @dataclass
 class PreparedCase:
-    """One case on the model grid (``image`` int16 HU clipped, ``label`` 0/1) plus its original
-    mask and grid, on which validation Dice is computed."""
+    """One case on the model grid (``image`` int16 HU clipped, ``label`` 0/1 or :data:`IGNORE`)
+    plus its original tumour mask (0/1) and grid, on which validation Dice is computed."""
 
     case_id: str
     image: npt.NDArray[np.int16]
@@ -149,14 +154,27 @@ def _geom_from(d: dict[str, Any]) -> Geometry:
 
 
 def prepare_arrays(case_id: str, image: npt.NDArray[Any], mask: npt.NDArray[Any],
-                   geometry: Geometry, spacing: Sequence[float],
-                   clip: tuple[float, float]) -> PreparedCase:
-    """Resample one image/mask pair onto the model grid (see the module docstring)."""
+                   geometry: Geometry, spacing: Sequence[float], clip: tuple[float, float],
+                   unknown: npt.NDArray[np.bool_] | None = None) -> PreparedCase:
+    """Resample one image/mask pair onto the model grid (see the module docstring).
+
+    ``unknown`` (on the mask's grid) marks voxels whose truth is unknown. Every model voxel whose
+    footprint holds one becomes :data:`IGNORE`, even over tumour: a coarser grid must not shrink
+    an unfinished lesion into background, and a voxel between a finished and an unfinished
+    lesion is better left out than guessed. (The region is grown by half a model voxel on the
+    mask's grid, so that no model voxel steps over a thin part of it, then every model voxel the
+    linear resampling lets it touch is taken.)
+    """
     target = geometry.with_spacing(spacing)
     linear = resample_array(image, geometry, target, order=1)
     img = np.clip(np.rint(linear), clip[0], clip[1]).astype(np.int16)
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     lab = (resample_array(binary, geometry, target, order=1) >= 0.5).astype(np.uint8)
+    if unknown is not None and unknown.any():
+        reach = [int(t / (2 * s)) for t, s in zip(target.spacing, geometry.spacing, strict=True)]
+        box = np.ones([2 * r + 1 for r in reversed(reach)], bool)  # (k, j, i) like the array
+        grown = ndimage.binary_dilation(unknown, box) if box.size > 1 else unknown
+        lab[resample_array(grown.astype(np.uint8), geometry, target, order=1) > 0] = IGNORE
     return PreparedCase(case_id, img, lab, target, binary, geometry)
 
 

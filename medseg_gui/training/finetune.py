@@ -1,14 +1,15 @@
 """Fine-tuning a model version: supervised Dice + CE, optionally plus a mean-teacher term.
 
 The student starts from the base version's weights and learns on labelled cases (queued
-corrections) with the supervised recipe of :mod:`.trainer`: the patch sampling and augmentation
-the base card records (``training["recipe"]``, e.g. the hard negatives and zoom of the shipped
-model; the defaults for older cards), ``DiceCELoss``, AdamW, warm-up then polynomial decay,
-bfloat16 autocast on a GPU. With unlabelled volumes it also learns to agree with a *teacher*,
-an exponential moving average of its own weights (Tarvainen & Valpola 2017): both see the same
-body-centred, flipped patch; the teacher the weak view, the student a strong one (Gaussian
-noise, intensity scale and shift); the term is the MSE between their softmax outputs, weighted
-by ``w * exp(-5 (1 - t)^2)`` over the ramp-up.
+corrections) with the supervised recipe of :mod:`.trainer`: the patch sampling and augmentation the
+base card records (``training["recipe"]``, e.g. the hard negatives and zoom of the shipped model;
+the defaults for older cards), ``DiceCELoss`` over the voxels whose truth is known
+(:mod:`.masked_loss`: segments a reader left unfinished are ignored, not background), AdamW,
+warm-up then polynomial decay, bfloat16 autocast on a GPU. With unlabelled volumes it also learns
+to agree with a *teacher*, an exponential moving average of its own weights (Tarvainen & Valpola
+2017): both see the same body-centred, flipped patch; the teacher the weak view, the student a
+strong one (Gaussian noise, intensity scale and shift); the term is the MSE between their softmax
+outputs, weighted by ``w * exp(-5 (1 - t)^2)`` over the ramp-up.
 
 Small data and normalisation: the shipped UNet uses instance normalisation, which has no running
 statistics, so nothing can drift; a batch-norm network would have its statistics frozen (eval
@@ -32,7 +33,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from monai.data.dataloader import DataLoader
-from monai.losses.dice import DiceCELoss
 from monai.utils.misc import set_determinism
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -52,6 +52,7 @@ from medseg_gui.training.consistency import (
 from medseg_gui.training.data import PreparedCase, PreparedSet, open_prepared
 from medseg_gui.training.evaluate import validate
 from medseg_gui.training.export import write_model
+from medseg_gui.training.masked_loss import KnownDiceCELoss
 from medseg_gui.training.sampling import Recipe, case_item, describe, train_loader
 from medseg_gui.training.trainer import _device_name
 
@@ -155,7 +156,7 @@ def finetune(cfg: FinetuneConfig, progress: Progress = no_progress) -> ModelCard
         u_iter = _endless(unlabeled_loader(u_mine, base, cfg.samples_per_case,
                                            cfg.unlabeled_per_batch, cfg.workers))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + rank)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = KnownDiceCELoss()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-5)
     report(0.02, f"fine-tuning {base.ref} on {device} ({_device_name(device)}), world {world}: "
            f"{len(labelled)} labelled, {len(unlabeled)} unlabelled cases, {cfg.steps} steps, "

@@ -32,7 +32,12 @@ from medseg_gui.training.data import (
     save_case,
 )
 from medseg_gui.training.queue import META, QueueItem, QueueStatus, TrainingQueue
-from medseg_gui.training.review_filter import ANY_STATUS_HINT, keep_labels, select_segments
+from medseg_gui.training.review_filter import (
+    ANY_STATUS_HINT,
+    is_tumour,
+    select_segments,
+    tumour_and_unknown,
+)
 
 
 def _write_manifest(folder: Path, card: ModelCard, digest: str, source: str,
@@ -66,10 +71,16 @@ def trainable_items(queue: TrainingQueue) -> list[QueueItem]:
 
 @dataclass(frozen=True)
 class QueueCase:
-    """A queued correction and the labels of its mask to learn from."""
+    """A queued correction and the segments of its mask to learn from (none: the case was queued
+    without a segment table, and every label of its mask is learnt from as tumour)."""
 
     item: QueueItem
-    labels: tuple[int, ...]
+    kept: tuple[Segment, ...]
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """The kept segments' labels (empty: every label of the mask)."""
+        return tuple(s.label for s in self.kept)
 
 
 def queued_segments(item: QueueItem) -> list[Segment]:
@@ -90,34 +101,37 @@ def select_queue(queue: TrainingQueue, any_status: bool = False
     for item in trainable_items(queue):
         recorded = queued_segments(item)
         chosen = select_segments(recorded, any_status)
-        if not recorded and any_status:
-            labels: tuple[int, ...] = ()  # every label of the mask
-        elif not recorded:
+        if not recorded and not any_status:
             skipped.append(f"skipped queue case {item.id}: queued without review statuses; "
                            f"{ANY_STATUS_HINT}")
             continue
-        else:
-            labels = tuple(s.label for s in chosen.kept)
-            if chosen.skipped:
-                left = "left out" if labels else "skipped"
-                skipped.append(f"{left} in queue case {item.id}: {chosen.describe_skipped()}; "
-                               f"{ANY_STATUS_HINT}")
-            if not labels:
-                continue
-        cases.append(QueueCase(item, labels))
+        if chosen.skipped:
+            left = "left out" if chosen.kept else "skipped"
+            skipped.append(f"{left} in queue case {item.id}: {chosen.describe_skipped()}; "
+                           f"{ANY_STATUS_HINT}")
+        if recorded and not chosen.kept:
+            continue
+        cases.append(QueueCase(item, chosen.kept))
     return cases, skipped
 
 
-def case_mask(case: QueueCase, mask: np.ndarray) -> np.ndarray:
-    """A queued mask with only the case's chosen labels (all of them when none are named)."""
-    return keep_labels(mask, case.labels) if case.labels else mask
+def case_target(case: QueueCase, mask: np.ndarray, card: ModelCard
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(tumour, unknown)`` of a queued mask for the automatic model ``card``: its kept
+    segments of the card's label types are tumour; every other labelled voxel (segments left
+    out now or when queued) is unknown (:func:`.review_filter.tumour_and_unknown`). A case
+    queued without a segment table has no unknown voxels: all its labels are tumour."""
+    if not case.kept:
+        return np.asarray(mask) > 0, None
+    return tumour_and_unknown(mask, case.kept, [lb.type for lb in card.labels])
 
 
 def prepare_queue(queue: TrainingQueue, out: str | Path, card: ModelCard,
                   progress: Progress = no_progress, *, any_status: bool = False
                   ) -> PreparedSet:
     """Prepare the queue's corrections (case ids are the queue's pseudonymous ids): only their
-    completed segments unless ``any_status``; what is left out is told through ``progress``."""
+    completed segments unless ``any_status``, the others' voxels marked unknown
+    (:func:`case_target`); what is left out is told through ``progress``."""
     from medseg_gui.io.imagefile import read_image
 
     cases, skipped = select_queue(queue, any_status)
@@ -126,9 +140,13 @@ def prepare_queue(queue: TrainingQueue, out: str | Path, card: ModelCard,
     if not cases:
         raise LoadError(queue.root, "the training queue holds no corrected cases with completed "
                         "segments" + ("" if any_status else f" ({ANY_STATUS_HINT})"))
+    # What each segment becomes is part of the digest; "ignore" marks preparations that keep
+    # left-out segments as unknown (older ones cleared them to background).
+    types = [lb.type for lb in card.labels]
     lines = sorted(f"{c.item.case_id} {c.item.files.get('image.nii.gz')} "
-                   f"{c.item.files.get('mask.nii.gz')} {c.labels}" for c in cases)
-    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+                   f"{c.item.files.get('mask.nii.gz')} {c.labels} "
+                   f"{[is_tumour(s, types) for s in c.kept]}" for c in cases)
+    digest = hashlib.sha256("\n".join(["ignore", *lines]).encode()).hexdigest()
     folder = Path(out)
     if (done := _up_to_date(folder, card, digest)) is not None:
         return done
@@ -138,8 +156,9 @@ def prepare_queue(queue: TrainingQueue, out: str | Path, card: ModelCard,
         item = case.item
         check(progress, n / len(cases), f"preparing queued case {item.case_id}")
         image, mask = read_image(item.image_file), read_image(item.mask_file)
-        save_case(folder, prepare_arrays(item.case_id, image.array, case_mask(case, mask.array),
-                                         image.geometry, card.spacing, (norm.low, norm.high)))
+        tumour, unknown = case_target(case, mask.array, card)
+        save_case(folder, prepare_arrays(item.case_id, image.array, tumour, image.geometry,
+                                         card.spacing, (norm.low, norm.high), unknown))
     return _write_manifest(folder, card, digest, f"training queue {queue.root}",
                            [c.item.case_id for c in cases])
 

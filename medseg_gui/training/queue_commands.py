@@ -23,7 +23,6 @@ from medseg_gui.training.queue import META, CorrectionEffort, QueueItem, QueueSt
 from medseg_gui.training.review_filter import (
     ANY_STATUS_HINT,
     describe,
-    keep_labels,
     select_segments,
 )
 
@@ -64,10 +63,10 @@ def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None
                 progress: Progress = no_progress) -> QueueItem:
     """De-identify ``study`` and queue it with its corrected ``mask`` (and AI ``draft``).
 
-    Only the mask's completed segments are queued unless ``any_status``; the others are
-    cleared from the queued mask (see :mod:`.review_filter`). The case's ``meta.json`` lists
-    the queued segments and the skipped ones with their review status
-    (:func:`skipped_segments`).
+    Only the mask's completed segments are queued for learning unless ``any_status``. The
+    others keep their voxels in the queued mask, so that fine-tuning can treat them as unknown
+    rather than background (see :mod:`.review_filter`); the case's ``meta.json`` lists the
+    queued segments and the skipped ones with their review status (:func:`skipped_segments`).
 
     Parameters
     ----------
@@ -101,7 +100,6 @@ def queue_study(study: str | Path, mask: str | Path, *, draft: str | Path | None
     draft_arr = (None if draft is None else
                  _mask_on(deid.volume, draft, "draft").labelmap.astype(np.uint8))
     effort = correction_effort(draft_arr, corrected, editing_seconds)  # of the whole mask
-    corrected = keep_labels(corrected, [s.label for s in chosen.kept])
     metadata = {**deid.metadata, "segments": [s.to_dict() for s in chosen.kept],
                 "skipped_segments": [s.to_dict() for s in chosen.skipped]}
     own = queue is None

@@ -4,9 +4,18 @@ A segment a reader has not marked completed (a draft, one in progress, one flagg
 reader, or one whose status was never recorded) is not yet truth. The training queue
 (``medseg queue add``, Send to training) and fine-tuning therefore leave such segments out by
 default and say which they left out; ``--any-status`` (or the queue dock's check box) takes
-them all. A segment left out of a case is cleared from its mask: its voxels count as
-background for the automatic tumour model, so a reader who leaves a second lesion unfinished
-should expect the model to learn that region as background from that case.
+them all.
+
+Left out is not background. The queue keeps a left-out segment's voxels in the queued mask and
+lists it under ``skipped_segments`` in ``meta.json``; for the automatic tumour model its voxels
+are *unknown* (:func:`tumour_and_unknown`): neither tumour nor background, ignored by the loss
+and never a patch centre, so a reader who completes lesion A and leaves lesion B unfinished does
+not teach the model that B is background. A kept segment is tumour when its coded type is one
+of the model's tumour labels' types; another abnormal structure (category "Morphologically
+Abnormal Structure": a mass, a cyst, a nodule) is unknown too, since a lesion coded otherwise
+may still be the tumour; a kept segment of any other category (tissue, an organ) is
+background. Cases queued before this kept only their completed segments' voxels; what
+they left out was cleared then and stays background.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medseg_gui.core.review import ReviewStatus, status_text
-from medseg_gui.core.segmentation import Segment
+from medseg_gui.core.segmentation import MORPHOLOGICALLY_ABNORMAL_STRUCTURE, CodedConcept, Segment
 
 ANY_STATUS_HINT = "only completed segments are learnt from; --any-status includes them"
 
@@ -51,10 +60,29 @@ def select_segments(segments: Sequence[Segment], any_status: bool = False) -> Se
                      tuple(s for s, ok in zip(segments, done, strict=True) if not ok))
 
 
-def keep_labels(mask: npt.NDArray[Any], labels: Iterable[int]) -> npt.NDArray[np.uint8]:
-    """``mask`` (0..255) with every label not in ``labels`` cleared to background."""
-    lut = np.zeros(256, np.uint8)
-    for v in labels:
-        lut[int(v)] = int(v)
-    out: npt.NDArray[np.uint8] = lut[np.asarray(mask, dtype=np.uint8)]
-    return out
+def is_tumour(segment: Segment, tumour_types: Iterable[CodedConcept]) -> bool:
+    """Whether ``segment``'s type is one of ``tumour_types``, compared by coding scheme and code
+    value (the code meaning is free text and may be worded differently)."""
+    return any((segment.type.scheme, segment.type.value) == (t.scheme, t.value)
+               for t in tumour_types)
+
+
+def tumour_and_unknown(mask: npt.NDArray[Any], kept: Sequence[Segment],
+                       tumour_types: Iterable[CodedConcept]
+                       ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """What the automatic tumour model learns from a labelled ``mask`` (0..255) whose ``kept``
+    segments are truth: ``(tumour, unknown)``.
+
+    Tumour: the voxels of kept segments of a tumour type. Unknown: kept abnormal structures of
+    other types, left-out segments and labels without a segment. Background: zero and kept
+    segments of other categories (tissue, anatomy).
+    """
+    types = list(tumour_types)
+    role = np.full(256, 2, np.uint8)  # 0 background, 1 tumour, 2 unknown
+    role[0] = 0
+    abnormal = (MORPHOLOGICALLY_ABNORMAL_STRUCTURE.scheme, MORPHOLOGICALLY_ABNORMAL_STRUCTURE.value)
+    for s in kept:
+        role[s.label] = 1 if is_tumour(s, types) else \
+            2 if (s.category.scheme, s.category.value) == abnormal else 0
+    roles = role[np.asarray(mask, dtype=np.uint8)]
+    return roles == 1, roles == 2

@@ -1,9 +1,11 @@
 """Patch sampling and augmentation with MONAI transforms.
 
 Every training case is held in memory once, normalised, with its foreground/background voxel
-indices computed up front (``FgBgToIndicesd``), so that ``RandCropByPosNegLabeld`` draws a patch
-centred on tumour or on background with equal odds without scanning the label every time; this
-balances the classes even where the tumour is under 1% of the volume. Patches are then
+indices computed up front (as MONAI's ``FgBgToIndicesd`` does, but with :data:`~.data.IGNORE`
+voxels in neither list), so that ``RandCropByPosNegLabeld`` draws a patch centred on tumour or on
+background with equal odds without scanning the label every time; this balances the classes even
+where the tumour is under 1% of the volume. A patch may still contain ignored voxels; the loss
+(:mod:`.masked_loss`) skips them. Patches are then
 augmented: an in-plane rotation and scaling (``RandAffined``), flips along every axis, noise,
 blur, gamma and an intensity scale and shift. One item of the dataset is one case's
 ``samples_per_case`` patches; ``list_data_collate`` flattens them into the batch. The
@@ -14,7 +16,7 @@ brightness) because with about twenty training cases the network otherwise memor
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +35,13 @@ from monai.transforms.intensity.dictionary import (
     RandShiftIntensityd,
 )
 from monai.transforms.spatial.dictionary import RandAffined, RandFlipd, RandZoomd
-from monai.transforms.utility.dictionary import FgBgToIndicesd, SelectItemsd
+from monai.transforms.utility.dictionary import SelectItemsd
 
 from medseg_gui.inference.model_card import Normalisation
 from medseg_gui.training.data import PreparedCase
 
 KEYS = ("image", "label")
-# FgBgToIndicesd stores the indices under "label" + postfix; the crop reads them from there.
+# The crop reads the foreground/background indices from "label" + these postfixes.
 FG, BG = "_fg", "_bg"
 
 
@@ -88,18 +90,14 @@ def case_item(case: PreparedCase, norm: Normalisation, roi: Sequence[int],
     With ``bg_min_hu`` background patches are centred only on voxels above that HU (muscle and
     other soft tissue rather than fat or air: the "hard negatives" next to a tumour).
     """
-    item: dict[Hashable, Any] = {
-        "image": pad_to(norm.apply(case.image), roi, norm.pad_value)[None],
-        "label": pad_to(case.label, roi, 0).astype(np.float32)[None],
-        "case": case.case_id,
-    }
-    if bg_min_hu is None:
-        indices = FgBgToIndicesd("label", FG, BG)
-    else:
+    image = pad_to(norm.apply(case.image), roi, norm.pad_value)
+    label = pad_to(case.label, roi, 0)
+    background = label == 0
+    if bg_min_hu is not None:
         threshold = (min(max(bg_min_hu, norm.low), norm.high) - norm.mean) / norm.std
-        indices = FgBgToIndicesd("label", FG, BG, image_key="image", image_threshold=threshold)
-    out = indices(dict(item))
-    return {str(k): v for k, v in out.items()}
+        background &= image > threshold
+    return {"image": image[None], "label": label.astype(np.float32)[None], "case": case.case_id,
+            "label" + FG: np.flatnonzero(label == 1), "label" + BG: np.flatnonzero(background)}
 
 
 def train_transforms(roi: Sequence[int], samples_per_case: int,

@@ -1,11 +1,12 @@
 """The supervised training run behind ``medseg train``.
 
 Prepare (or reuse) the cases on the model grid, split them by the fixed rule, train a MONAI UNet on
-balanced patches with Dice + cross-entropy (``DiceCELoss``) under AdamW with a linear warm-up and
-polynomial decay, in bfloat16 autocast on a GPU, checkpointing every ``checkpoint_every`` steps;
-then score every validation case on its original grid and write the model folder (weights, ONNX,
-card). Progress goes through the project's ``progress(fraction, message) -> bool`` protocol, one
-message per ``log_every`` steps, and a ``False`` answer stops the run after saving a checkpoint.
+balanced patches with Dice + cross-entropy (``DiceCELoss`` over the voxels not ignored:
+:mod:`.masked_loss`) under AdamW with a linear warm-up and polynomial decay, in bfloat16 autocast
+on a GPU, checkpointing every ``checkpoint_every`` steps; then score every validation case on its
+original grid and write the model folder (weights, ONNX, card). Progress goes through the
+project's ``progress(fraction, message) -> bool`` protocol, one message per ``log_every`` steps,
+and a ``False`` answer stops the run after saving a checkpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 
 import monai
 import torch
-from monai.losses.dice import DiceCELoss
 from monai.utils.misc import set_determinism
 
 from medseg_gui.core.progress import Cancelled, Progress, no_progress, scaled
@@ -47,6 +47,7 @@ from medseg_gui.training.data import (
 )
 from medseg_gui.training.evaluate import validate
 from medseg_gui.training.export import write_model
+from medseg_gui.training.masked_loss import KnownDiceCELoss
 from medseg_gui.training.sampling import case_item, describe, train_loader
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def train(cfg: TrainConfig, progress: Progress = no_progress) -> ModelCard:
              for c in split.train]
     loader = train_loader(items, cfg.roi, cfg.samples_per_case, cfg.cases_per_batch,
                           cfg.workers, cfg.recipe)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = KnownDiceCELoss()
     amp = cfg.amp and device.type == "cuda"
     ckpt = cfg.work_dir / "checkpoint"
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -250,7 +251,8 @@ def _training_record(cfg: TrainConfig, prepared: PreparedSet, split: Split, stat
                   "sampling": sampling},
         "augmentation": augmentation,
         "recipe": cfg.recipe.to_json(),
-        "loss": "monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)",
+        "loss": "monai.losses.DiceCELoss(to_onehot_y=True, softmax=True) over the voxels not "
+                "ignored (masked_loss.KnownDiceCELoss)",
         "optimizer": f"AdamW lr={cfg.lr} weight_decay={cfg.weight_decay}, "
                      f"warm-up {cfg.warmup_steps} steps, poly(0.9) decay",
         "precision": "bf16 autocast" if cfg.amp and device.type == "cuda" else "fp32",

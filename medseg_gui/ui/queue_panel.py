@@ -4,9 +4,10 @@
 the edit times on the GUI thread (a copy), then on a worker thread writes both masks to a private
 temporary folder and calls :func:`~medseg_gui.training.queue_commands.queue_study`, which
 re-reads the study from its source, de-identifies it and queues it. Only completed segments are
-sent unless "Include segments not completed" is ticked (that box also makes Fine-tune learn from
-them); the status bar names the segments left out. Reading and changing the queue (SQLite)
-also runs on worker threads, so a slow disk never freezes the window.
+learnt from unless "Include segments not completed" is ticked (that box also makes Fine-tune learn
+from them); the others travel along as unknown, never as background, and the status bar names
+them. Reading and changing the queue (SQLite) also runs on worker threads, so a slow disk never
+freezes the window.
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ class QueuePanel(QDockWidget):
         refresh.clicked.connect(self.refresh)
         self.remove_button.clicked.connect(lambda: self.remove_selected())
         self.any_status = QCheckBox("Include segments not completed")
-        self.any_status.setToolTip("Send to training and Fine-tune take only segments whose "
-                                   "review status is completed, unless this is ticked")
+        self.any_status.setToolTip("Send to training and Fine-tune learn only from segments "
+                                   "whose review status is completed, unless this is ticked; "
+                                   "the others are ignored, not learnt as background")
         buttons = QHBoxLayout()
         buttons.addWidget(refresh)
         buttons.addWidget(self.remove_button)

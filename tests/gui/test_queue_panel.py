@@ -10,6 +10,7 @@ from medseg_gui.core.review import ReviewStatus
 from medseg_gui.inference.models import resolve_model
 from medseg_gui.io.imagefile import read_image
 from medseg_gui.training.queue import TrainingQueue
+from medseg_gui.training.queue_commands import skipped_segments
 from tests.gui.workflow_helpers import open_demo, segment
 
 pytestmark = pytest.mark.gui
@@ -36,7 +37,9 @@ def test_send_to_training_lists_the_case_and_remove_deletes_it(qtbot, window):  
         assert panel.send()
     assert "left out (not completed): segment 2 'Node' (in progress)" in panel.message
     item = panel.items[0]
-    assert set(np.unique(read_image(item.mask_file).array)) == {0, 1}
+    # The node keeps its voxels (fine-tuning leaves them unknown) and is named as skipped.
+    assert set(np.unique(read_image(item.mask_file).array)) == {0, 1, 2}
+    assert [s.name for s in skipped_segments(item)] == ["Node"]
     assert item.model_ref == resolve_model().ref
     assert item.draft_file is not None and item.draft_file.is_file()
     # The effort is that of the whole correction: the erased slice and the painted node.
