@@ -1,0 +1,96 @@
+"""Inference-side variants of a promptable model, chosen on validation only.
+
+    python benchmarks/prompt_inference_variants.py --model engines/prompt-unet/1.1.0 \
+        --data .ptdata/val [--thresholds 0.5 0.4 0.3] [--flips none x xy]
+
+``--data`` is a prepared validation set (``medseg train-prompt --prepare ../shared/data --data
+.ptdata/val --splits validation``: the 75 OpenKBP validation objects the registry's gate uses).
+For each probability threshold and each flip test-time augmentation (the crop's output averaged
+over mirrored inputs; training flipped every axis, so each mirror is in distribution) it prints
+the mean Dice after 1 and 3 simulated clicks (``interactive_eval.evaluate_object``) and the
+median seconds per prompt, against the card's own threshold without flips (the baseline row,
+run first). ONNX Runtime on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from medseg_gui.core.volume import Volume
+from medseg_gui.inference.backend import Backend, open_backend
+from medseg_gui.inference.model_card import ModelCard, load_card
+from medseg_gui.training.interactive_data import open_interactive
+from medseg_gui.training.interactive_eval import evaluate_object
+
+FLIPS: dict[str, list[tuple[int, ...]]] = {"none": [()], "x": [(), (4,)],
+                                           "xy": [(), (4,), (3,), (3, 4)]}
+
+
+def with_flips(run: Callable[[Any], torch.Tensor],
+               flips: list[tuple[int, ...]]) -> Callable[[Any], torch.Tensor]:
+    """``run`` averaged over the mirrored inputs (dims of the ``(B, C, z, y, x)`` crop)."""
+    def tta(x: Any) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        total = None
+        for dims in flips:
+            out = run(torch.flip(x, dims) if dims else x).float()
+            out = torch.flip(out, dims) if dims else out
+            total = out if total is None else total + out
+        assert total is not None
+        return total / len(flips)
+    return tta
+
+
+def score(card: ModelCard, backend: Backend, cases: list[Any]) -> tuple[float, float, float]:
+    d1, d3, secs = [], [], []
+    for case in cases:
+        vol = Volume(case.hu, case.info.geometry)
+        for info, ref in zip(case.info.objects, case.masks, strict=True):
+            s = evaluate_object(vol, ref, card, backend, case=case.info.case_id, name=info.name,
+                                set_name="validation", clicks=3, boxes=False)
+            d1.append(s.at(1))
+            d3.append(s.at(3))
+            secs.extend(s.seconds)
+    return float(np.mean(d1)), float(np.mean(d3)), float(np.median(secs))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="prepared validation set")
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.3])
+    ap.add_argument("--flips", nargs="+", choices=sorted(FLIPS), default=["x", "xy"])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    card = load_card(args.model)
+    data = open_interactive(args.data)
+    cases = [data.load(c.case_id) for c in data.select("validation")]
+    n = sum(len(c.masks) for c in cases)
+    base_thr = float(card.prompt["threshold"])
+    runs = [(base_thr, "none")] + [(t, "none") for t in args.thresholds if t != base_thr] + \
+        [(base_thr, f) for f in args.flips if f != "none"]
+    print(f"{card.ref}, {n} validation objects of {args.data}, ONNX Runtime {args.threads} CPU "
+          f"thread(s); baseline = the card's threshold {base_thr:g}, no flips")
+    print(f"{'threshold':>9} {'flips':>5} {'dice@1':>7} {'dice@3':>7} {'vs base @3':>10} "
+          f"{'s/prompt':>8}")
+    base3 = None
+    for thr, flips in runs:
+        variant = dataclasses.replace(card, prompt={**card.prompt, "threshold": thr})
+        backend = open_backend(variant, "onnxruntime", device="cpu")
+        backend.run = with_flips(backend.run, FLIPS[flips])  # type: ignore[method-assign,assignment]
+        d1, d3, sec = score(variant, backend, cases)
+        base3 = d3 if base3 is None else base3
+        print(f"{thr:>9g} {flips:>5} {d1:>7.4f} {d3:>7.4f} {d3 - base3:>+10.4f} {sec:>8.3f}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
