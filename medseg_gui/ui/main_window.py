@@ -145,6 +145,9 @@ class MainWindow(Workstation):
             w.hide()
             bar.addPermanentWidget(w)
         bar.addPermanentWidget(self.readout)
+        # A long message (a refusal with its reason) is clipped where the readout begins;
+        # hovering the bar shows it whole.
+        bar.messageChanged.connect(bar.setToolTip)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

@@ -154,6 +154,9 @@ def test_a_study_outside_the_models_use_is_not_shown_as_a_draft(qtbot, window, s
     assert window.segmentation is None and action.draft is None
     assert window.statusBar().currentMessage().startswith("Not segmented: outside what")
     assert "AI prompt tool" in window.statusBar().currentMessage()
+    # The reason runs past the readout; the bar's tooltip holds the whole line.
+    assert window.statusBar().toolTip() == window.statusBar().currentMessage()
+    assert "Why:" in window.statusBar().toolTip()
 
     asked: list[str] = []
 
