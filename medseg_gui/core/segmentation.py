@@ -22,6 +22,11 @@ class CodedConcept:
     scheme: str
     meaning: str
 
+    def same_code(self, other: CodedConcept) -> bool:
+        """Whether both name one concept: same scheme and code value (the meaning is free
+        text and may be worded differently)."""
+        return (self.scheme, self.value) == (other.scheme, other.value)
+
 
 # SNOMED CT codes used by DICOM SEG's segment description (PS3.16 CID 7150 / CID 7151).
 MORPHOLOGICALLY_ABNORMAL_STRUCTURE = CodedConcept(

@@ -61,10 +61,8 @@ def select_segments(segments: Sequence[Segment], any_status: bool = False) -> Se
 
 
 def is_tumour(segment: Segment, tumour_types: Iterable[CodedConcept]) -> bool:
-    """Whether ``segment``'s type is one of ``tumour_types``, compared by coding scheme and code
-    value (the code meaning is free text and may be worded differently)."""
-    return any((segment.type.scheme, segment.type.value) == (t.scheme, t.value)
-               for t in tumour_types)
+    """Whether ``segment``'s type is one of ``tumour_types`` (by code, not wording)."""
+    return any(segment.type.same_code(t) for t in tumour_types)
 
 
 def tumour_and_unknown(mask: npt.NDArray[Any], kept: Sequence[Segment],
@@ -80,9 +78,8 @@ def tumour_and_unknown(mask: npt.NDArray[Any], kept: Sequence[Segment],
     types = list(tumour_types)
     role = np.full(256, 2, np.uint8)  # 0 background, 1 tumour, 2 unknown
     role[0] = 0
-    abnormal = (MORPHOLOGICALLY_ABNORMAL_STRUCTURE.scheme, MORPHOLOGICALLY_ABNORMAL_STRUCTURE.value)
     for s in kept:
         role[s.label] = 1 if is_tumour(s, types) else \
-            2 if (s.category.scheme, s.category.value) == abnormal else 0
+            2 if s.category.same_code(MORPHOLOGICALLY_ABNORMAL_STRUCTURE) else 0
     roles = role[np.asarray(mask, dtype=np.uint8)]
     return roles == 1, roles == 2
