@@ -147,7 +147,8 @@ class MainWindow(Workstation):
         bar.addPermanentWidget(self.readout)
         # A long message (a refusal with its reason) is clipped where the readout begins;
         # hovering the bar shows it whole.
-        bar.messageChanged.connect(bar.setToolTip)
+        # (A Python callable: setToolTip is no Qt slot, and PySide warns on connecting it.)
+        bar.messageChanged.connect(lambda text: bar.setToolTip(text))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
