@@ -4,6 +4,7 @@ evaluation user."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -163,9 +164,30 @@ def test_a_run_resumes_and_its_bundle_assembles_into_a_model(prepared: Path,
     card = train_prompt(cfg)
     assert card is not None and card.promptable and card.training["steps"] == 4
     assert card.training["split"]["validation"] == ["kbp"]
-    again = assemble(tmp_path / "work" / "transfer", tmp_path / "asm", version="1.0.1")
+    again = assemble(tmp_path / "work" / "transfer", tmp_path / "asm", version="1.0.1",
+                     validation_data=prepared)
     assert again.ref == "tiny-prompt:1.0.1" and load_card(again.folder).prompt == card.prompt
     assert "float16" in again.training["weights"]
+    # the figure runs are chosen on, stored in the card the registry and the gate read
+    from medseg_gui.inference.registry import ModelRegistry
+
+    val = load_card(again.folder).metrics["validation_dice"]
+    assert set(val["per_case"]) == {"kbp/PTV70", "kbp/Mandible"}
+    assert val["backend"] == "onnxruntime cpu" and 0.0 <= val["mean"] <= 1.0
+    shipped = tmp_path / "shipped" / "tiny-prompt"
+    shipped.mkdir(parents=True)
+    (tmp_path / "asm").rename(shipped / "1.0.1")
+    version = ModelRegistry(shipped=tmp_path / "shipped", user=tmp_path / "u").active(
+        "tiny-prompt")
+    assert version is not None and version.validation_dice == val["mean"]
+    manifest = json.loads((prepared / "objects.json").read_text(encoding="utf-8"))
+    manifest["cases"] = [c for c in manifest["cases"] if c["split"] == "train"]
+    train_only = tmp_path / "train-only"
+    train_only.mkdir()
+    (train_only / "objects.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(LoadError, match="no validation cases"):  # checked before writing
+        assemble(tmp_path / "work" / "transfer", tmp_path / "asm2", validation_data=train_only)
+    assert not (tmp_path / "asm2").exists()
 
 
 def test_fine_tuning_is_gated_on_held_out_interactive_dice(prepared: Path,

@@ -66,8 +66,11 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
     if args.assemble:
         if not args.out:
             raise LoadError(Path(args.assemble), "--assemble needs --out MODEL_FOLDER")
-        card = assemble(args.assemble, args.out, model_id=args.model_id, version=args.version)
-        print(f"wrote {card.folder}: model {card.ref}")
+        card = assemble(args.assemble, args.out, model_id=args.model_id, version=args.version,
+                        validation_data=args.validation_data, progress=_print)
+        val = card.metrics.get("validation_dice")
+        print(f"wrote {card.folder}: model {card.ref}"
+              + (f", validation Dice@3 {val['mean']}" if val else ""))
         return 0
     if not (args.data and args.out):
         raise LoadError(Path("."), "training needs --data PREPARED_SET and --out MODEL_FOLDER")
@@ -106,6 +109,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--out", help="model folder to write, engines/<model-id>/<version>")
     p.add_argument("--work", help="checkpoints and the transfer bundle (default: beside --out)")
     p.add_argument("--assemble", metavar="BUNDLE", help="write --out from a transfer bundle")
+    p.add_argument("--validation-data", metavar="SET", help="with --assemble: put the "
+                   "validation Dice (3 simulated clicks, ONNX Runtime) of this prepared set's "
+                   "validation cases into the card")
     p.add_argument("--model-id")
     p.add_argument("--version")
     p.add_argument("--channels", type=int, nargs="+", default=[24, 48, 96, 192, 320])
