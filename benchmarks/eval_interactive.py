@@ -208,7 +208,9 @@ def main() -> None:
     from medseg_gui.inference.onnx_backend import OnnxRuntimeBackend
 
     cards = [load_card(m) for m in args.model]
-    labels = [f"{c.ref}" for c in cards]
+    refs = [c.ref for c in cards]  # seeds of one version are told apart by their folder
+    labels = [r if refs.count(r) == 1 else f"{r}/{Path(m).name}"
+              for r, m in zip(refs, args.model, strict=True)]
     backends = [OnnxRuntimeBackend(c, device="cpu", threads=args.threads) for c in cards]
     results: dict[str, dict[str, list[ObjectScore]]] = {m: {} for m in labels}
     t0 = time.perf_counter()

@@ -12,6 +12,10 @@
 # (float16 weights, record, log) into $OUT; assemble them here with
 # `medseg train-prompt --assemble BUNDLE --out engines/<id>/<version>`. STEPS (default 60000)
 # caps the schedule: STEPS=4826 repeats 1.1.0's schedule exactly (a seed-spread run).
+# The tracked engines/ folder is larger than what a device call may carry (64 MiB): move it out
+# of the checkout for the calls (the runs do not read it). 1.2.0 was made with
+#   bash benchmarks/train_prompt_gpu.sh 8 19 s0:.ptdata/train:0 s1:.ptdata/train:1   (three calls)
+# and `medseg train-prompt --assemble ... --validation-data .ptdata/val` for each bundle.
 set -u
 minutes=$1; budget=$2; shift 2
 W=/tmp/w
