@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 from medseg_gui.core.logs import setup_logging
@@ -29,6 +29,8 @@ from medseg_gui.ui.settings import app_settings
 
 # How long --screenshot waits for loading (and segmenting) before giving up (seconds).
 SCREENSHOT_TIMEOUT_S = 300
+# How long the closed application waits for background work to end before Python shuts down.
+BACKGROUND_WAIT_MS = 30_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: window.open_path(path, labels))
     rc = loop.exec()
     window.close()
+    # Work still on the thread pool (a model loading, a cancelled job's last step) must end
+    # before Python shuts down under it: its imports and signals would fail with tracebacks.
+    QThreadPool.globalInstance().waitForDone(BACKGROUND_WAIT_MS)
     return status["rc"] if headless else int(rc)
 
 

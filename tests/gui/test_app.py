@@ -249,3 +249,44 @@ def test_a_failing_background_task_logs_its_traceback(qapp, medseg_home):  # typ
     assert len(failures) == 1  # the user gets the one message ...
     log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
     assert "Traceback" in log and "voxel spacing is zero in broken.nii.gz" in log  # ... support
+
+
+CLOSE_WHILE_THE_AI_LOADS = """
+import sys
+from PySide6.QtCore import QTimer
+import medseg_gui.ui.app as app
+from medseg_gui.resources import DEMO_STUDY
+
+class ClosedAtOnce(app.MainWindow):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.studyLoaded.connect(self.choose_ai_and_close)
+
+    def choose_ai_and_close(self, _volume):
+        self.edit_actions.tools["ai"].trigger()  # the model starts loading in the background
+        QTimer.singleShot(20, self.close)  # and the user closes the window at once
+
+app.MainWindow = ClosedAtOnce
+sys.exit(app.main([str(DEMO_STUDY), "--size", "900x700"]))
+"""
+
+
+def test_closing_while_the_ai_model_loads_ends_cleanly(medseg_home):  # type: ignore[no-untyped-def]
+    """The real main(), in its own process: the window closes while the promptable model is
+    still loading on the thread pool. Before, Python shut down under the loader: its imports
+    failed and it emitted from a deleted object, two tracebacks for a user who did nothing
+    wrong."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", CLOSE_WHILE_THE_AI_LOADS], cwd=root,
+                         env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True,
+                         text=True, timeout=240)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert "Traceback" not in out and "Signal source has been deleted" not in out, out[-3000:]
+    log = (medseg_home / "logs" / "medseg.log").read_text(encoding="utf-8")
+    assert "medseg-gui started" in log and "failed" not in log, log[-3000:]
