@@ -202,6 +202,16 @@ def open_interactive(folder: str | Path) -> InteractiveSet:
 
 
 # -- sources -------------------------------------------------------------------------------
+def open_validation(folder: str | Path) -> InteractiveSet:
+    """:func:`open_interactive`, refused with one line when the set holds no validation cases
+    (what choosing a run and the fine-tuning gate are measured on)."""
+    data = open_interactive(folder)
+    if not data.select("validation"):
+        raise LoadError(Path(folder), "no validation cases in this prepared set (prepare it "
+                        "with --splits validation)")
+    return data
+
+
 @dataclass(frozen=True)
 class SourceCase:
     """One CT to prepare: its image file and ``(object name, kind, mask file, label)`` rows

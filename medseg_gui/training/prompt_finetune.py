@@ -32,6 +32,7 @@ from medseg_gui.training.interactive_data import (
     LoadedCase,
     SourceCase,
     open_interactive,
+    open_validation,
     prepare_sources,
 )
 from medseg_gui.training.interactive_eval import validate_prepared
@@ -95,12 +96,8 @@ def prepare_queue_objects(queue: TrainingQueue, out: str | Path, card: ModelCard
 
 
 def _validation(folder: str) -> list[LoadedCase]:
-    data = open_interactive(folder)
-    cases = data.select(("validation",))
-    if not cases:
-        raise LoadError(Path(folder), "no validation cases in this prepared set (prepare it "
-                        "with --splits validation)")
-    return [data.load(c.case_id) for c in cases]
+    data = open_validation(folder)
+    return [data.load(c.case_id) for c in data.select("validation")]
 
 
 def finetune_prompt(cfg: PromptFinetuneConfig, progress: Progress = no_progress) -> ModelCard:

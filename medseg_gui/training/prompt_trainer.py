@@ -40,7 +40,12 @@ from medseg_gui.inference.network import build_network, load_weights
 from medseg_gui.inference.prompt_encoding import CHANNELS, PromptConfig, encode
 from medseg_gui.io.errors import LoadError
 from medseg_gui.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from medseg_gui.training.interactive_data import LICENCES, InteractiveSet, open_interactive
+from medseg_gui.training.interactive_data import (
+    LICENCES,
+    InteractiveSet,
+    open_interactive,
+    open_validation,
+)
 from medseg_gui.training.prompt_sampler import PatchSampler
 from medseg_gui.training.simulated_user import (
     MODE_ODDS,
@@ -399,20 +404,12 @@ def assemble(bundle: str | Path, out: str | Path, *, model_id: str | None = None
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     record["weights"] = "trained in float32 (bf16 autocast), rounded to float16 for the " \
                         "transfer from the GPU machine, stored as float16 (exact)"
-    validation = None if validation_data is None else _validation_set(validation_data)
+    validation = None if validation_data is None else open_validation(validation_data)
     card = write_prompt_model(net, cfg, record, Path(out))
     if validation is not None:
         card.metrics["validation_dice"] = validate_onnx(card, validation, progress)
         card.save()
     return card
-
-
-def _validation_set(folder: str | Path) -> InteractiveSet:
-    data = open_interactive(folder)
-    if not data.select("validation"):
-        raise LoadError(Path(folder), "no validation cases in this prepared set (prepare it "
-                        "with --splits validation)")
-    return data
 
 
 def validate_onnx(card: ModelCard, data: InteractiveSet,
