@@ -11,7 +11,8 @@
 # of steps (--schedule-file). The call in which all runs have ended puts their transfer bundles
 # (float16 weights, record, log) into $OUT; assemble them here with
 # `medseg train-prompt --assemble BUNDLE --out engines/<id>/<version>`. STEPS (default 60000)
-# caps the schedule: STEPS=4826 repeats 1.1.0's schedule exactly (a seed-spread run).
+# caps the schedule: STEPS=4826 repeats 1.1.0's schedule exactly (a seed-spread run). ODDS
+# ("group=w group=w ...") replaces the sampler's group odds for every run (`--odds`).
 # The tracked engines/ folder is larger than what a device call may carry (64 MiB): move it out
 # of the checkout for the calls (the runs do not read it). 1.2.0 was made with
 #   bash benchmarks/train_prompt_gpu.sh 8 19 s0:.ptdata/train:0 s1:.ptdata/train:1   (three calls)
@@ -34,7 +35,7 @@ if [ ! -f $W/started ]; then
     fi
     setsid nohup python3 -m medseg_gui.training train-prompt --data $data --out $W/$name/model \
       --work $W/$name --seed $seed --steps ${STEPS:-60000} --budget-minutes $budget \
-      --schedule-file $W/schedule.txt --no-export --log-every 100 > $W/$name.log 2>&1 &
+      --schedule-file $W/schedule.txt --no-export --log-every 100 ${ODDS:+--odds $ODDS} > $W/$name.log 2>&1 &
     echo "$name" >> $W/runs
   done
   touch $W/started

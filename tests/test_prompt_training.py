@@ -126,6 +126,21 @@ def test_a_prepared_set_holds_each_object_on_the_stored_grid(prepared: Path) -> 
     assert len(data.data_sha256) == 64 and "sarcoma" in (prepared / "objects.json").read_text()
 
 
+def test_group_odds_can_be_chosen_per_run(prepared: Path) -> None:
+    from medseg_gui.training.train_prompt_commands import _odds
+
+    data = open_interactive(prepared)
+    cases = [data.load(c.case_id) for c in data.cases]
+    odds = _odds(["sarcoma/tumour=0.6", "openkbp/target=0.2"])
+    drawn = PatchSampler(cases, TINY, torch.device("cpu"), odds=odds).group_odds()
+    # the named groups keep their ratio; the unnamed organ group gets an equal share
+    assert drawn["sarcoma/tumour"] / drawn["openkbp/target"] == pytest.approx(3.0, rel=0.02)
+    assert drawn["openkbp/organ"] == pytest.approx(0.4 / 1.2, abs=0.002)
+    for bad in ("sarcoma/tumour=lots", "sarcoma=0.3", "sarcoma/tumour=-1"):
+        with pytest.raises(LoadError, match="--odds"):
+            _odds([bad])
+
+
 def test_crops_hold_their_object_and_simulated_prompts_land_inside(prepared: Path) -> None:
     data = open_interactive(prepared)
     sampler = PatchSampler([data.load(c.case_id) for c in data.cases], TINY, torch.device("cpu"))

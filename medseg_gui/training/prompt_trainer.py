@@ -46,7 +46,7 @@ from medseg_gui.training.interactive_data import (
     open_interactive,
     open_validation,
 )
-from medseg_gui.training.prompt_sampler import PatchSampler
+from medseg_gui.training.prompt_sampler import GROUP_ODDS, PatchSampler
 from medseg_gui.training.simulated_user import (
     MODE_ODDS,
     MODES,
@@ -88,6 +88,7 @@ class PromptTrainConfig:
     amp: bool = True
     export: bool = True
     command: str = ""
+    odds: dict[str, float] | None = None  # per group; None: prompt_sampler.GROUP_ODDS
 
     def architecture(self) -> dict[str, Any]:
         return {"name": "UNet", "params": {
@@ -224,7 +225,7 @@ def train_prompt(cfg: PromptTrainConfig, progress: Progress = no_progress) -> Mo
         progress(0.02, f"resumed at step {state.step} of {state.total_steps}")
     progress(0.02, f"loading {len(train_cases)} training cases")
     sampler = PatchSampler([data.load(c.case_id) for c in train_cases], cfg.prompt, device,
-                           seed=cfg.seed)
+                           odds=cfg.odds or GROUP_ODDS, seed=cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + state.step)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     amp = cfg.amp and device.type == "cuda"

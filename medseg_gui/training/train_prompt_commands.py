@@ -81,11 +81,26 @@ def cmd_train_prompt(args: argparse.Namespace) -> int:
         channels=tuple(args.channels), prompt=prompt, steps=args.steps, minutes=args.minutes,
         budget_minutes=args.budget_minutes, schedule_file=args.schedule_file or "",
         batch=args.batch, lr=args.lr, seed=args.seed, resume=args.resume, device=args.device,
-        log_every=args.log_every, export=not args.no_export, command=command)
+        log_every=args.log_every, export=not args.no_export, command=command,
+        odds=_odds(args.odds) if args.odds else None)
     trained = train_prompt(cfg, _print)
     if trained is not None:
         print(f"wrote {trained.folder}: model {trained.ref}")
     return 0
+
+
+def _odds(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        group, _, weight = item.partition("=")
+        try:
+            out[group] = float(weight)
+        except ValueError:
+            raise LoadError(Path("."), f"--odds {item!r}: expected GROUP=WEIGHT, "
+                                       "e.g. sarcoma/tumour=0.35") from None
+        if out[group] < 0 or "/" not in group:
+            raise LoadError(Path("."), f"--odds {item!r}: expected collection/kind=WEIGHT >= 0")
+    return out
 
 
 def add_commands(subparsers: Any) -> None:
@@ -133,6 +148,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--odds", nargs="+", metavar="GROUP=W",
+                   help="odds per collection/kind group, e.g. sarcoma/tumour=0.35 (a group "
+                        "not named gets an equal share; default: prompt_sampler.GROUP_ODDS)")
     p.add_argument("--no-export", action="store_true",
                    help="write only the transfer bundle, not the model folder")
     p.set_defaults(func=cmd_train_prompt)
