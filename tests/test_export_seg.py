@@ -116,6 +116,42 @@ def test_slicer_seg_nrrd_reads_as_slicer_wrote_it_and_round_trips(tmp_path: Path
         assert key in ours_header
 
 
+def test_what_slicer_wrote_and_we_have_no_place_for_is_written_back(tmp_path: Path) -> None:
+    """A segment's own ID, anatomic region, type modifier, terminology context and other tools'
+    tags survive an open-edit-save; a type modifier goes when the user changes the type."""
+    import slicerio
+
+    doc = slicerio.read_segmentation(slicerio.get_testdata_file("Segmentation.seg.nrrd"))
+    first, second = doc["segments"][0], doc["segments"][1]
+    first["id"] = "ribs_from_atlas"
+    first["terminology"]["typeModifier"] = ["SCT", "24028007", "Right"]
+    first["terminology"]["anatomicRegion"] = ["SCT", "51185008", "Thorax"]
+    first["tags"] = {"TotalSegmentator.Version": "2.4.0"}
+    second["terminology"]["contextName"] = "Our site's terminology"
+    second["terminology"]["typeModifier"] = ["SCT", "7771000", "Left"]
+    slicerio.write_segmentation(str(tmp_path / "in.seg.nrrd"), doc)
+
+    (ours,) = read_seg_nrrd(tmp_path / "in.seg.nrrd")
+    assert Segment.from_dict(ours.segments[0].to_dict()) == ours.segments[0]  # the journal's
+    assert ours.segments[2].carried == ""  # nothing but what the writer writes anyway
+    edited = list(ours.segments)
+    edited[1] = dataclasses.replace(edited[1], type=TISSUE)  # the user re-typed it
+    edited.append(dataclasses.replace(edited[0], label=200, name="copy"))  # a row copied
+    out = write_seg_nrrd(Segmentation(ours.labelmap, ours.geometry, edited),
+                         tmp_path / "out.seg.nrrd")
+
+    back = slicerio.read_segmentation(str(out), skip_voxels=True)["segments"]
+    assert back[0]["id"] == "ribs_from_atlas" and back[-1]["id"] == "Segment_200"
+    assert back[0]["terminology"]["typeModifier"] == ["SCT", "24028007", "Right"]
+    assert back[0]["terminology"]["anatomicRegion"] == ["SCT", "51185008", "Thorax"]
+    assert back[0]["tags"]["TotalSegmentator.Version"] == "2.4.0"
+    assert back[0]["tags"]["medseg.Source"] == "MANUAL"
+    assert back[1]["terminology"]["contextName"] == "Our site's terminology"
+    assert back[1]["terminology"]["type"] == [TISSUE.scheme, TISSUE.value, TISSUE.meaning]
+    assert "typeModifier" not in back[1]["terminology"]
+    assert back[2]["id"] == doc["segments"][2]["id"]
+
+
 def test_slicer_overlapping_seg_nrrd_gives_one_segmentation_per_layer() -> None:
     import slicerio
 

@@ -65,6 +65,10 @@ class Segment:
     review
         Its review status with who set it and when (:mod:`medseg_gui.core.review`), ``None``
         when none was recorded (a segment opened from a plain label image).
+    carried
+        What the file it was read from holds for it that this table has no place for (JSON, for
+        that format's writer to put back; e.g. a ``.seg.nrrd`` segment's ID, anatomic region
+        and other tools' tags), empty otherwise.
     """
 
     label: int
@@ -75,6 +79,7 @@ class Segment:
     source: SegmentSource = SegmentSource.MANUAL
     model: str = ""
     review: Review | None = None
+    carried: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.label <= 65535:
@@ -99,6 +104,7 @@ class Segment:
             source=SegmentSource(d["source"]),
             model=str(d.get("model", "")),
             review=Review.from_dict(d["review"]) if d.get("review") else None,
+            carried=str(d.get("carried", "")),
         )
 
 
