@@ -201,7 +201,6 @@ def open_interactive(folder: str | Path) -> InteractiveSet:
         raise LoadError(path, f"malformed objects.json: {exc}") from exc
 
 
-# -- sources -------------------------------------------------------------------------------
 def open_validation(folder: str | Path) -> InteractiveSet:
     """:func:`open_interactive`, refused with one line when the set holds no validation cases
     (what choosing a run and the fine-tuning gate are measured on)."""
@@ -212,6 +211,7 @@ def open_validation(folder: str | Path) -> InteractiveSet:
     return data
 
 
+# -- sources -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SourceCase:
     """One CT to prepare: its image file and ``(object name, kind, mask file, label)`` rows
