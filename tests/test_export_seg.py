@@ -129,6 +129,7 @@ def test_what_slicer_wrote_and_we_have_no_place_for_is_written_back(tmp_path: Pa
     first["tags"] = {"TotalSegmentator.Version": "2.4.0"}
     second["terminology"]["contextName"] = "Our site's terminology"
     second["terminology"]["typeModifier"] = ["SCT", "7771000", "Left"]
+    doc["segments"][3]["id"] = "Segment_5"  # Slicer's IDs need not follow the label values
     slicerio.write_segmentation(str(tmp_path / "in.seg.nrrd"), doc)
 
     (ours,) = read_seg_nrrd(tmp_path / "in.seg.nrrd")
@@ -150,6 +151,8 @@ def test_what_slicer_wrote_and_we_have_no_place_for_is_written_back(tmp_path: Pa
     assert back[1]["terminology"]["type"] == [TISSUE.scheme, TISSUE.value, TISSUE.meaning]
     assert "typeModifier" not in back[1]["terminology"]
     assert back[2]["id"] == doc["segments"][2]["id"]
+    assert back[3]["id"] == "Segment_5"  # kept; label 5's default ID was taken, so it moves
+    assert len({b["id"] for b in back}) == len(back)
 
 
 def test_slicer_overlapping_seg_nrrd_gives_one_segmentation_per_layer() -> None:

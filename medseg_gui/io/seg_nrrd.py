@@ -90,16 +90,33 @@ def _terminology(s: Segment, read: dict[str, Any]) -> dict[str, Any]:
     return {**terms, "category": _code(s.category), "type": _code(s.type)}
 
 
-def _segment_fields(s: Segment, labelmap: np.ndarray[Any, Any], ids: set[str]) -> dict[str, Any]:
-    """One segment as slicerio's dictionary (the ``SegmentN_*`` fields Slicer writes), with its
-    review status where Slicer keeps it (:mod:`.review_status`) and what was carried from the
-    file it came from (an ID already taken in ``ids`` is replaced)."""
+def _segment_ids(segments: list[Segment]) -> list[str]:
+    """Each segment's ``SegmentN_ID``: the one carried from its file (the first segment holding
+    it keeps it), else ``Segment_<label>``; never two alike."""
+    wanted = [json.loads(s.carried).get("id") if s.carried else None for s in segments]
+    keeper: dict[str, int] = {}
+    for n, sid in enumerate(wanted):
+        if sid:
+            keeper.setdefault(sid, n)
+    taken, out = set(keeper), []
+    for n, s in enumerate(segments):
+        sid = wanted[n]
+        if not (sid and keeper[sid] == n):
+            sid, k = f"Segment_{s.label}", 1
+            while sid in taken:
+                k += 1
+                sid = f"Segment_{s.label}_{k}"
+            taken.add(sid)
+        out.append(sid)
+    return out
+
+
+def _segment_fields(s: Segment, labelmap: np.ndarray[Any, Any], sid: str) -> dict[str, Any]:
+    """One segment as slicerio's dictionary (the ``SegmentN_*`` fields Slicer writes) under ID
+    ``sid``, with its review status where Slicer keeps it (:mod:`.review_status`) and what was
+    carried from the file it came from."""
     status, review_tags = slicer_fields(s.review)
     carried = json.loads(s.carried) if s.carried else {}
-    sid = str(carried.get("id") or f"Segment_{s.label}")
-    if sid in ids:
-        sid = f"Segment_{s.label}"
-    ids.add(sid)
     fields = {
         "id": sid,
         "name": s.name.replace("\n", " "),
@@ -142,7 +159,6 @@ def write_seg_nrrd(seg: Segmentation, path: str | Path, *, overwrite: bool = Fal
     problems = seg.validate()
     if problems:
         raise LoadError(p, "; ".join(problems))
-    ids: set[str] = set()
     doc = {
         "voxels": seg.labelmap.transpose(2, 1, 0),  # (i, j, k): NRRD's first axis is fastest
         "ijkToLPS": ijk_to_lps(seg.geometry),
@@ -150,7 +166,8 @@ def write_seg_nrrd(seg: Segmentation, path: str | Path, *, overwrite: bool = Fal
         "containedRepresentationNames": ["Binary labelmap"],
         "masterRepresentation": "Binary labelmap",
         "referenceImageExtentOffset": [0, 0, 0],
-        "segments": [_segment_fields(s, seg.labelmap, ids) for s in seg.segments],
+        "segments": [_segment_fields(s, seg.labelmap, sid)
+                     for s, sid in zip(seg.segments, _segment_ids(seg.segments), strict=True)],
     }
     with atomic_output(p, overwrite=overwrite) as tmp:
         slicerio.write_segmentation(str(tmp), doc, compression_level=COMPRESSION_LEVEL)
