@@ -163,9 +163,11 @@ def predict(volume: Volume, card: ModelCard, backend: Backend, prompts: Prompts,
         check(progress, 0.95, "mapping the mask onto the study")
         region, probability, covered = _to_study(prob, crop, volume.geometry)
     mask = probability >= np.float16(cfg.threshold)
+    air = _in_air(volume, prompts)
     if not mask.any():
-        messages.append("the model found no object at these prompts"
-                        + _in_air(volume, prompts))
+        messages.append("the model found no object at these prompts" + air)
+    elif air:  # what it drew around a click in air is rarely what was meant
+        messages.append("check the mask" + air)
     return PromptResult(region, mask, covered, probability, passes,
                         backend.name, backend.device, time.perf_counter() - t0, messages)
 
